@@ -1,0 +1,1 @@
+//! Placeholder: the conformance runner is filled in by the Foundation issue.

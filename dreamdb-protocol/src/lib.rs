@@ -1,0 +1,6 @@
+//! DreamDB protocol layer: object kinds and their canonical CBOR shapes, the
+//! paged track index, the Manifest DAG, refs and merges, and the spatial
+//! indexing and compression algorithms.
+//!
+//! Not yet built: the Protocol and Spatial issues fill this crate. It talks
+//! to storage only through `dreamdb_connector::Connector`.
