@@ -65,6 +65,20 @@ pub enum HashError {
     },
 }
 
+impl HashError {
+    /// A stable identifier of the kind of error, used by conformance
+    /// vectors: `"wrong-length"`, `"unsupported-code"`,
+    /// `"wrong-digest-length"` or `"bad-hex-character"`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            HashError::WrongLength { .. } => "wrong-length",
+            HashError::UnsupportedCode { .. } => "unsupported-code",
+            HashError::WrongDigestLength { .. } => "wrong-digest-length",
+            HashError::BadHexCharacter { .. } => "bad-hex-character",
+        }
+    }
+}
+
 /// A BLAKE3-256 content hash: the name of an immutable object.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContentHash([u8; DIGEST_LEN]);
@@ -254,6 +268,38 @@ mod tests {
         assert_eq!(ContentHash::from_compact(&h.to_compact()), Ok(h));
         assert_eq!(ContentHash::from_multihash(&h.to_multihash()), Ok(h));
         assert_eq!(h.to_string().parse::<ContentHash>(), Ok(h));
+    }
+
+    #[test]
+    fn error_classes_are_stable() {
+        let cases = [
+            (
+                HashError::WrongLength {
+                    expected: 33,
+                    actual: 1,
+                    unit: "bytes",
+                },
+                "wrong-length",
+            ),
+            (
+                HashError::UnsupportedCode { code: 0x12 },
+                "unsupported-code",
+            ),
+            (
+                HashError::WrongDigestLength { length: 1 },
+                "wrong-digest-length",
+            ),
+            (
+                HashError::BadHexCharacter {
+                    character: 'X',
+                    position: 0,
+                },
+                "bad-hex-character",
+            ),
+        ];
+        for (error, class) in cases {
+            assert_eq!(error.class(), class, "{error}");
+        }
     }
 
     #[test]
