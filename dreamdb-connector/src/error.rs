@@ -76,6 +76,17 @@ pub enum ConnectorError {
         /// What went wrong.
         message: String,
     },
+    /// A local path under the backend's root is not safe to use: one of
+    /// its components is a symbolic link (the local backend never follows
+    /// links, so no key can reach outside the root), or the key names a
+    /// directory of other keys.
+    #[error("refusing {path}: {reason}")]
+    UnsafePath {
+        /// The filesystem path involved.
+        path: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
     /// A fault injected by [`crate::wrappers::FaultInjector`].
     #[error("injected fault on call {call} ({operation} {key})")]
     Injected {

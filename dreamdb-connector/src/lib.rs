@@ -48,8 +48,10 @@ mod key;
 pub mod local;
 pub mod memory;
 mod types;
+pub mod url;
 pub mod wrappers;
 
+pub use crate::url::{open_builtin, BackendUrl};
 pub use error::ConnectorError;
 pub use key::{KeyError, KeyPrefix, ObjectKey};
 pub use types::{
