@@ -652,3 +652,29 @@ fn serde_errors_are_serialize_errors() {
         "non-canonical:duplicate-map-key"
     );
 }
+
+/// serde's value bridge drops a tag in front of a plain integer field and
+/// narrows doubles into f32 fields; `from_slice` must still refuse such
+/// input, because the decoded value would re-encode to other bytes.
+#[test]
+fn from_slice_refuses_inputs_that_do_not_re_encode_identically() {
+    #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+    struct Plain {
+        n: u64,
+        x: f32,
+    }
+    let canonical = dreamdb_core::cbor::to_vec(&Plain { n: 5, x: 1.5 }).unwrap();
+    assert_eq!(
+        dreamdb_core::cbor::from_slice::<Plain>(&canonical).unwrap(),
+        Plain { n: 5, x: 1.5 }
+    );
+    // {"n": 65521(5), "x": 1.5}: canonical CBOR, but not what Plain encodes to.
+    let tagged = hex::decode("a2616ed9fff1056178f93e00").unwrap();
+    dreamdb_core::cbor::check_canonical(&tagged).unwrap();
+    let err = dreamdb_core::cbor::from_slice::<Plain>(&tagged).unwrap_err();
+    assert_eq!(err.class(), "deserialize", "{err}");
+    // {"n": 5, "x": 1.1 as a double}: narrowing it into f32 would change it.
+    let widened = hex::decode("a2616e056178fb3ff199999999999a").unwrap();
+    dreamdb_core::cbor::check_canonical(&widened).unwrap();
+    assert!(dreamdb_core::cbor::from_slice::<Plain>(&widened).is_err());
+}

@@ -64,15 +64,30 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CborError> {
     encode_value(&value)
 }
 
-/// Decodes canonical CBOR bytes into a `T`.
+/// Decodes canonical CBOR bytes into a `T`, exactly.
 ///
 /// The bytes are first checked strictly (as by [`decode_value`]); a value
 /// that is canonical but does not fit `T` is [`CborError::Deserialize`].
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CborError> {
+///
+/// serde's value bridge is lenient in ways that would let two different
+/// canonical byte strings decode to the same `T` (a tag in front of a plain
+/// integer field is dropped, a double is narrowed into an `f32` field). So
+/// the decoded `T` is encoded again and must give back exactly `bytes`;
+/// otherwise the input is refused as [`CborError::Deserialize`]. One value,
+/// one byte string — in both directions.
+pub fn from_slice<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, CborError> {
     let value = decode_value(bytes)?;
-    value
+    let decoded: T = value
         .deserialized()
-        .map_err(|e| CborError::Deserialize(e.to_string()))
+        .map_err(|e| CborError::Deserialize(e.to_string()))?;
+    if to_vec(&decoded)? != bytes {
+        return Err(CborError::Deserialize(
+            "the decoded value does not re-encode to the same bytes (a field accepted a \
+             tagged, widened or narrowed form, or an unknown field was ignored)"
+                .to_owned(),
+        ));
+    }
+    Ok(decoded)
 }
 
 /// Decodes exactly one canonical CBOR data item, refusing any
