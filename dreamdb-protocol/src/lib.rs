@@ -4,3 +4,10 @@
 //!
 //! Not yet built: the Protocol and Spatial issues fill this crate. It talks
 //! to storage only through `dreamdb_connector::Connector`.
+
+pub mod dag;
+pub mod objects;
+pub mod spatial;
+
+pub mod store;
+pub mod track;

@@ -5,19 +5,25 @@ use crate::Vector;
 
 mod address;
 mod cbor;
+mod dag;
 mod hash;
 mod names;
+mod objects;
 mod random;
 mod time;
+mod track;
 
 /// Checks `vector` with the suite for `kind`.
 pub(crate) fn check(kind: &str, vector: &Vector) -> Result<(), String> {
     match kind {
         "hash" => hash::check(vector),
         "cbor" => cbor::check(vector),
+        "dag" => dag::check(vector),
         "time" => time::check(vector),
+        "track" => track::check(vector),
         "address" => address::check(vector),
         "names" => names::check(vector),
+        "objects" => objects::check(vector),
         "random" => random::check(vector),
         other => Err(format!("unknown vector kind {other:?}")),
     }

@@ -1,0 +1,108 @@
+//! `vector-storage`: the raw f32 vectors of one spatial bucket, in the
+//! same order as the bucket's records, kept for re-ranking and for exact
+//! rebuilds (re-dispatch from raw vectors, never from decoded codes).
+//!
+//! Because the order is the bucket's, a cell run's raw vectors are one
+//! contiguous byte range too ([`VectorStorage::rows_range`]).
+
+use dreamdb_core::ContentHash;
+use serde::{Deserialize, Serialize};
+
+use super::common::{check_dim, f32_at, ByteRange};
+use super::envelope::{encode_with_blobs, BlobLayout};
+use super::error::{Invariant, ObjectError};
+use super::ObjectKind;
+
+const VECTORS_KEY: &str = "vectors";
+
+/// Raw vectors of one spatial bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorStorage {
+    /// The spatial bucket whose records these vectors belong to.
+    pub bucket: ContentHash,
+    /// Vector dimension.
+    pub dim: u32,
+    /// `count × dim` f32, little-endian, row after row.
+    #[serde(with = "serde_bytes")]
+    pub vectors: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    bucket: &'a ContentHash,
+    dim: u32,
+}
+
+impl VectorStorage {
+    fn row_bytes(&self) -> u64 {
+        4 * u64::from(self.dim)
+    }
+
+    /// Number of vectors.
+    pub fn count(&self) -> u64 {
+        (self.vectors.len() as u64)
+            .checked_div(self.row_bytes())
+            .unwrap_or(0)
+    }
+
+    /// Vector `i`, if it exists.
+    pub fn vector(&self, i: u64) -> Option<Vec<f32>> {
+        let row = usize::try_from(self.row_bytes()).ok()?;
+        let start = usize::try_from(i).ok()?.checked_mul(row)?;
+        let bytes = self.vectors.get(start..start.checked_add(row)?)?;
+        Some(
+            (0..self.dim as usize)
+                .map(|d| f32_at(bytes, 4 * d))
+                .collect(),
+        )
+    }
+
+    /// Absolute offset of the first vector byte in the encoded object.
+    pub fn vectors_offset(&self) -> Result<u64, ObjectError> {
+        let header = Header {
+            bucket: &self.bucket,
+            dim: self.dim,
+        };
+        Ok(
+            BlobLayout::new::<Self, _>(&header, &[(VECTORS_KEY, self.vectors.len())])?
+                .blob_offset(0),
+        )
+    }
+
+    /// Absolute byte range of rows `first .. first + count` (a cell run's
+    /// raw vectors, given the run's `first` and `count`).
+    pub fn rows_range(&self, first: u64, count: u64) -> Result<ByteRange, ObjectError> {
+        Ok(ByteRange {
+            offset: self.vectors_offset()? + first * self.row_bytes(),
+            len: count * self.row_bytes(),
+        })
+    }
+}
+
+impl ObjectKind for VectorStorage {
+    const KIND: &'static str = "vector-storage";
+
+    fn validate(&self) -> Result<(), Invariant> {
+        check_dim(self.dim)?;
+        let row = self.row_bytes();
+        if self.vectors.is_empty() || !(self.vectors.len() as u64).is_multiple_of(row) {
+            return Err(Invariant::new(
+                "vectors-length",
+                format!(
+                    "{} bytes is not a non-zero whole number of {row}-byte vectors",
+                    self.vectors.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn canonical_bytes(&self) -> Result<Vec<u8>, ObjectError> {
+        let header = Header {
+            bucket: &self.bucket,
+            dim: self.dim,
+        };
+        encode_with_blobs::<Self, _>(&header, &[(VECTORS_KEY, &self.vectors)])
+    }
+}

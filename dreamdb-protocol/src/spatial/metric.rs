@@ -1,0 +1,409 @@
+//! Metrics, input validation and the arithmetic that decides spatial keys.
+//!
+//! A spatial key is a pure function of the vector and the index, so the
+//! arithmetic that ranks centroids is normative (spec 0004 §4): the
+//! **scalar reference path** uses f32 arithmetic, folds every sum left to
+//! right in index order starting from `0.0`, and never fuses a multiply
+//! and an add. Argmin ties go to the lowest cell id; a NaN score ranks as
+//! `+∞`.
+//!
+//! The **fast path** ([`CentroidSet::argmin_range`]) sums in 16 interleaved
+//! lanes (which the compiler vectorises) and then proves its answer equals
+//! the reference one: a standard forward error bound (`γ_d · Σ|terms|` per
+//! path) gives every centroid an interval, and every centroid whose interval
+//! can reach the fast minimum is re-scored with the reference path. Near
+//! ties therefore cost a few reference evaluations and never change a key.
+
+use serde::{Deserialize, Serialize};
+
+use super::SpatialError;
+
+/// How closeness is measured. Every distance is "smaller is closer".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Metric {
+    /// `1 − cos(a, b)`, computed on unit-normalised vectors.
+    #[default]
+    #[serde(rename = "cosine")]
+    Cosine,
+    /// Squared Euclidean distance `Σ (a_i − b_i)²`.
+    #[serde(rename = "l2")]
+    L2,
+    /// Negated inner product `−Σ a_i b_i`.
+    #[serde(rename = "ip")]
+    InnerProduct,
+}
+
+impl Metric {
+    /// The metric's short name as stored (`cosine`, `l2`, `ip`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::L2 => "l2",
+            Metric::InnerProduct => "ip",
+        }
+    }
+
+    /// The user-facing distance between `a` and `b` by the reference path
+    /// (cosine normalises both; a zero vector has cosine distance 1).
+    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2sq_ref(a, b),
+            Metric::InnerProduct => -dot_ref(a, b),
+            Metric::Cosine => {
+                let na = norm_ref(a);
+                let nb = norm_ref(b);
+                if na == 0.0 || nb == 0.0 {
+                    return 1.0;
+                }
+                1.0 - dot_ref(a, b) / (na * nb)
+            }
+        }
+    }
+
+    /// The distance between an already prepared query and a prepared
+    /// vector (cosine inputs unit-normalised by [`prepare`]).
+    pub fn prepared_distance(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::L2 => l2sq_ref(a, b),
+            Metric::InnerProduct => -dot_ref(a, b),
+            Metric::Cosine => 1.0 - dot_ref(a, b),
+        }
+    }
+}
+
+/// Largest supported dimension.
+pub const MAX_DIM: usize = 1 << 16;
+
+/// Checks that `dim` is usable.
+pub fn check_dim(dim: usize) -> Result<(), SpatialError> {
+    if dim == 0 || dim > MAX_DIM {
+        return Err(SpatialError::InvalidDimension(dim));
+    }
+    Ok(())
+}
+
+/// Checks one vector: length `dim` and every component finite.
+pub fn check_vector(v: &[f32], dim: usize, row: usize) -> Result<(), SpatialError> {
+    if v.len() != dim {
+        return Err(SpatialError::WrongDimension {
+            expected: dim,
+            actual: v.len(),
+        });
+    }
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(component) => Err(SpatialError::NonFinite {
+            vector: row,
+            component,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a row-major batch: a whole number of `dim`-vectors, all finite.
+/// Returns the number of rows.
+pub fn check_batch(batch: &[f32], dim: usize) -> Result<usize, SpatialError> {
+    check_dim(dim)?;
+    let rest = batch.chunks_exact(dim).remainder().len();
+    if rest != 0 {
+        return Err(SpatialError::WrongDimension {
+            expected: dim,
+            actual: rest,
+        });
+    }
+    if let Some(i) = batch.iter().position(|x| !x.is_finite()) {
+        return Err(SpatialError::NonFinite {
+            vector: i / dim,
+            component: i % dim,
+        });
+    }
+    Ok(batch.len() / dim)
+}
+
+/// Reference dot product: `s = 0; s = s + a_i * b_i` for i ascending.
+pub fn dot_ref(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        s += x * y;
+    }
+    s
+}
+
+/// Reference squared L2: `s = 0; d = a_i − b_i; s = s + d * d`.
+pub fn l2sq_ref(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        let d = x - y;
+        s += d * d;
+    }
+    s
+}
+
+/// Reference norm: `sqrt(dot_ref(v, v))` (IEEE correctly rounded sqrt).
+pub fn norm_ref(v: &[f32]) -> f32 {
+    dot_ref(v, v).sqrt()
+}
+
+/// Prepares a vector for `metric` by the reference path: cosine divides
+/// every component by [`norm_ref`] (a zero vector is an error); the other
+/// metrics copy it.
+pub fn prepare(metric: Metric, v: &[f32], row: usize) -> Result<Vec<f32>, SpatialError> {
+    match metric {
+        Metric::Cosine => {
+            let n = norm_ref(v);
+            if n == 0.0 || !n.is_finite() {
+                return Err(SpatialError::ZeroVector { vector: row });
+            }
+            Ok(v.iter().map(|x| x / n).collect())
+        }
+        Metric::L2 | Metric::InnerProduct => Ok(v.to_vec()),
+    }
+}
+
+/// The normative ranking score of a prepared query against a stored
+/// centroid: L2 → [`l2sq_ref`], cosine and inner product → `−dot_ref`.
+pub fn score_ref(metric: Metric, q: &[f32], c: &[f32]) -> f32 {
+    match metric {
+        Metric::L2 => l2sq_ref(q, c),
+        Metric::Cosine | Metric::InnerProduct => -dot_ref(q, c),
+    }
+}
+
+const LANES: usize = 16;
+
+/// Fast dot product: 16 interleaved lane sums, then the lanes folded in
+/// order. Not normative; used only under an error bound.
+pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..LANES {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut s = 0.0f32;
+    for v in acc {
+        s += v;
+    }
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Fast squared L2 in 16 lanes (see [`dot_fast`]).
+pub fn l2sq_fast(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..LANES {
+            let d = x[j] - y[j];
+            acc[j] += d * d;
+        }
+    }
+    let mut s = 0.0f32;
+    for v in acc {
+        s += v;
+    }
+    for (x, y) in ra.iter().zip(rb) {
+        let d = x - y;
+        s += d * d;
+    }
+    s
+}
+
+/// `score` with NaN mapped to `+∞`, for comparisons.
+fn key(score: f32) -> f32 {
+    if score.is_nan() {
+        f32::INFINITY
+    } else {
+        score
+    }
+}
+
+/// A set of centroids in row-major f32 with what the fast path needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CentroidSet {
+    metric: Metric,
+    dim: usize,
+    data: Vec<f32>,
+    /// Euclidean norms in f64, for the dot-product error bound.
+    norms: Vec<f64>,
+}
+
+impl CentroidSet {
+    /// Wraps `data` (`len = count · dim`, validated by the caller).
+    pub fn new(metric: Metric, dim: usize, data: Vec<f32>) -> CentroidSet {
+        let norms = data
+            .chunks_exact(dim.max(1))
+            .map(|c| {
+                c.iter()
+                    .map(|&x| f64::from(x) * f64::from(x))
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect();
+        CentroidSet {
+            metric,
+            dim,
+            data,
+            norms,
+        }
+    }
+
+    /// Number of centroids.
+    pub fn len(&self) -> usize {
+        self.norms.len()
+    }
+
+    /// Whether there are no centroids.
+    pub fn is_empty(&self) -> bool {
+        self.norms.is_empty()
+    }
+
+    /// The dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Centroid `i` (empty if out of range).
+    pub fn row(&self, i: usize) -> &[f32] {
+        self.data
+            .get(i * self.dim..(i + 1) * self.dim)
+            .unwrap_or(&[])
+    }
+
+    /// All centroids, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Reference score of prepared query `q` against centroid `i`.
+    pub fn score_ref(&self, q: &[f32], i: usize) -> f32 {
+        score_ref(self.metric, q, self.row(i))
+    }
+
+    fn score_fast(&self, q: &[f32], i: usize) -> f32 {
+        match self.metric {
+            Metric::L2 => l2sq_fast(q, self.row(i)),
+            Metric::Cosine | Metric::InnerProduct => -dot_fast(q, self.row(i)),
+        }
+    }
+
+    /// Reference argmin over centroids `start..end` (lowest id on ties).
+    /// `None` if the range is empty.
+    pub fn argmin_range_ref(&self, q: &[f32], start: usize, end: usize) -> Option<usize> {
+        let mut best: Option<(usize, f32)> = None;
+        for i in start..end.min(self.len()) {
+            let s = key(self.score_ref(q, i));
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((i, s));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Fast argmin over `start..end`, provably equal to
+    /// [`CentroidSet::argmin_range_ref`]. `q_norm` is `‖q‖` in f64.
+    pub fn argmin_range(&self, q: &[f32], q_norm: f64, start: usize, end: usize) -> Option<usize> {
+        let end = end.min(self.len());
+        if start >= end {
+            return None;
+        }
+        if end - start == 1 {
+            return Some(start);
+        }
+        let scores: Vec<f32> = (start..end).map(|i| self.score_fast(q, i)).collect();
+        if scores.iter().any(|s| !s.is_finite()) {
+            return self.argmin_range_ref(q, start, end);
+        }
+        let mut b = 0usize;
+        for (j, &s) in scores.iter().enumerate() {
+            if s < scores[b] {
+                b = j;
+            }
+        }
+        let u = f64::powi(2.0, -24);
+        let m = self.dim as f64;
+        let gamma = m * u / (1.0 - m * u);
+        // Each path is within gamma·Σ|terms| of the exact sum of the
+        // (identically rounded) terms, so the two differ by at most twice
+        // that; the 1.01 factor absorbs the rounding of the bound itself.
+        let err = |j: usize, s: f32| -> f64 {
+            let mass = match self.metric {
+                Metric::L2 => f64::from(s) / (1.0 - gamma),
+                Metric::Cosine | Metric::InnerProduct => {
+                    q_norm * self.norms[start + j] * (1.0 + 4.0 * u)
+                }
+            };
+            2.02 * gamma * mass + 1e-38
+        };
+        let eb = err(b, scores[b]);
+        let limit = f64::from(scores[b]) + eb;
+        let mut candidates = Vec::new();
+        for (j, &s) in scores.iter().enumerate() {
+            if j == b || f64::from(s) <= limit + err(j, s) {
+                candidates.push(start + j);
+            }
+        }
+        if candidates.len() == 1 {
+            return Some(start + b);
+        }
+        let mut best: Option<(usize, f32)> = None;
+        for i in candidates {
+            let s = key(self.score_ref(q, i));
+            if best.is_none_or(|(_, bs)| s < bs) {
+                best = Some((i, s));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Every centroid in `ids` scored by the reference path and sorted by
+    /// (score, id).
+    pub fn rank_ref(&self, q: &[f32], ids: impl Iterator<Item = usize>) -> Vec<(f32, usize)> {
+        let mut all: Vec<(f32, usize)> = ids.map(|i| (key(self.score_ref(q, i)), i)).collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        all
+    }
+}
+
+/// `‖v‖` in f64, for [`CentroidSet::argmin_range`].
+pub fn norm_f64(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Fast score of `q` against `c` with a bound on its distance to the
+/// reference score: `|fast − score_ref| ≤ err` (norms in f64).
+pub fn score_fast_bounded(
+    metric: Metric,
+    q: &[f32],
+    q_norm: f64,
+    c: &[f32],
+    c_norm: f64,
+) -> (f32, f64) {
+    let u = f64::powi(2.0, -24);
+    let m = q.len() as f64;
+    let gamma = m * u / (1.0 - m * u);
+    match metric {
+        Metric::L2 => {
+            let s = l2sq_fast(q, c);
+            (s, 2.02 * gamma * f64::from(s) / (1.0 - gamma) + 1e-38)
+        }
+        Metric::Cosine | Metric::InnerProduct => {
+            let s = -dot_fast(q, c);
+            (s, 2.02 * gamma * q_norm * c_norm * (1.0 + 4.0 * u) + 1e-38)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The RaBitQ random rotation: a randomized Hadamard transform.
+//!
+//! RaBitQ needs a random orthogonal map `R`. A dense Gaussian matrix
+//! orthonormalised by Gram–Schmidt costs `O(D²)` per vector and its
+//! f32 dot products would need the left-fold reference order to be
+//! reproducible. DreamDB uses a structured rotation instead (as the RaBitQ
+//! library's FHT rotator does): pad the vector with zeros to
+//! `n = max(64, next_power_of_two(dim))` and apply three rounds of
+//!
+//! ```text
+//! x ← x ⊙ s_r          (random ±1 signs from the seed)
+//! x ← FWHT(x) · (1/√n)  (fast Walsh–Hadamard transform, fixed butterflies)
+//! ```
+//!
+//! Every step is a fixed sequence of IEEE f32 additions, subtractions and
+//! multiplications, so the result is bit-identical on every platform and
+//! costs `O(n log n)`. The signs come from the ChaCha20 stream
+//! `("dreamdb.rabitq.rotation", seed)`: for each round, `n / 64` calls of
+//! `next_u64()`, bit `j` of word `w` giving the sign of coordinate
+//! `64 w + j` (1 → −1).
+
+use dreamdb_core::random::DeterministicStream;
+
+/// The stream domain of the rotation signs.
+pub const DOMAIN_ROTATION: &str = "dreamdb.rabitq.rotation";
+/// Number of sign-flip + Hadamard rounds.
+pub const ROUNDS: usize = 3;
+
+/// The padded dimension for `dim`: `max(64, next_power_of_two(dim))`.
+pub fn padded_dim(dim: usize) -> usize {
+    dim.next_power_of_two().max(64)
+}
+
+/// A randomized Hadamard rotation of `n`-vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotation {
+    n: usize,
+    /// `ROUNDS × n` sign multipliers (±1.0).
+    signs: Vec<f32>,
+    scale: f32,
+}
+
+impl Rotation {
+    /// The rotation for padded dimension `n` (a power of two ≥ 64) and seed.
+    pub fn new(n: usize, seed: u64) -> Rotation {
+        let mut stream = DeterministicStream::from_seed(seed, DOMAIN_ROTATION);
+        let mut signs = Vec::with_capacity(ROUNDS * n);
+        for _ in 0..ROUNDS {
+            for _ in 0..n / 64 {
+                let w = stream.next_u64();
+                for j in 0..64 {
+                    signs.push(if (w >> j) & 1 == 1 { -1.0 } else { 1.0 });
+                }
+            }
+        }
+        Rotation {
+            n,
+            signs,
+            scale: (1.0 / (n as f64).sqrt()) as f32,
+        }
+    }
+
+    /// The padded dimension.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// `R(x)`: `x` zero-padded to `n`, then the three rounds.
+    pub fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let mut v = vec![0.0f32; self.n];
+        for (d, s) in v.iter_mut().zip(x) {
+            *d = *s;
+        }
+        for r in 0..ROUNDS {
+            let signs = &self.signs[r * self.n..(r + 1) * self.n];
+            for (x, s) in v.iter_mut().zip(signs) {
+                *x *= s;
+            }
+            fwht(&mut v);
+            for x in v.iter_mut() {
+                *x *= self.scale;
+            }
+        }
+        v
+    }
+
+    /// `R⁻¹(x)` for an `n`-vector: the rounds undone in reverse order
+    /// (Hadamard and scale, then the signs).
+    pub fn apply_inverse(&self, x: &[f32]) -> Vec<f32> {
+        let mut v = x.to_vec();
+        v.resize(self.n, 0.0);
+        for r in (0..ROUNDS).rev() {
+            fwht(&mut v);
+            for x in v.iter_mut() {
+                *x *= self.scale;
+            }
+            let signs = &self.signs[r * self.n..(r + 1) * self.n];
+            for (x, s) in v.iter_mut().zip(signs) {
+                *x *= s;
+            }
+        }
+        v
+    }
+}
+
+/// In-place unnormalised fast Walsh–Hadamard transform: for `h = 1, 2, 4,
+/// …` and each block start `i` (step `2h`), each `j` in `i..i+h`:
+/// `(a, b) = (v[j], v[j+h]); v[j] = a + b; v[j+h] = a − b`.
+pub fn fwht(v: &mut [f32]) {
+    let n = v.len();
+    let mut h = 1;
+    while h < n {
+        for block in v.chunks_exact_mut(2 * h) {
+            let (lo, hi) = block.split_at_mut(h);
+            for (a, b) in lo.iter_mut().zip(hi.iter_mut()) {
+                let (x, y) = (*a, *b);
+                *a = x + y;
+                *b = x - y;
+            }
+        }
+        h *= 2;
+    }
+}
