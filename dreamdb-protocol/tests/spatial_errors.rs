@@ -191,8 +191,12 @@ fn typed_errors() {
 
     // Corrupt stored descriptions are refused, not trusted.
     assert_eq!(
-        SpatialIndex::from_cbor(&[0xa0]).unwrap_err().class(),
+        SpatialIndex::from_cbor(&[0xff]).unwrap_err().class(),
         "cbor"
+    );
+    assert_eq!(
+        SpatialIndex::from_cbor(&[0xa0]).unwrap_err().class(),
+        "malformed"
     );
     let mut desc = idx.description().clone();
     desc.roots = 99;

@@ -10,6 +10,7 @@ mod hash;
 mod names;
 mod objects;
 mod random;
+mod spatial;
 mod time;
 mod track;
 
@@ -25,6 +26,7 @@ pub(crate) fn check(kind: &str, vector: &Vector) -> Result<(), String> {
         "names" => names::check(vector),
         "objects" => objects::check(vector),
         "random" => random::check(vector),
+        "spatial" => spatial::check(vector),
         other => Err(format!("unknown vector kind {other:?}")),
     }
 }

@@ -113,8 +113,10 @@ fn seed_plus_plus(
         let c_norm = norms[last];
         dist.par_iter_mut().enumerate().for_each(|(i, d)| {
             let (fast, err) = score_fast_bounded(metric, row(i), norms[i], &c, c_norm);
-            // Skip the reference only when it cannot lower the distance.
-            if seed_distance(metric, fast) - err * 1.01 > *d {
+            // Skip the reference only when it cannot lower the distance
+            // (the margin covers the bound and the f32 rounding of `1 + s`).
+            let margin = err * 1.01 + 2.0 * f64::from(f32::EPSILON);
+            if seed_distance(metric, fast) - margin > *d {
                 return;
             }
             let exact = seed_distance(metric, score_ref(metric, row(i), &c));

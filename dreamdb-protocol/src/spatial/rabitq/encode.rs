@@ -13,9 +13,6 @@
 //! Codes are bit planes, most significant first, so plane 0 is always the
 //! 1-bit RaBitQ code of the same vector.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use super::super::metric::norm_ref;
 use super::{RaBitQ, FACTORS};
 
@@ -39,7 +36,8 @@ pub(crate) fn residual(v: &[f32], centroid: Option<&[f32]>) -> Vec<f32> {
     }
 }
 
-/// Positive f64 as an order-preserving integer key.
+/// Positive f64 as an order-preserving integer key (IEEE bit patterns of
+/// positive floats sort like the floats).
 fn key(t: f64) -> u64 {
     t.to_bits()
 }
@@ -51,36 +49,36 @@ fn magnitudes(a: &[f64], levels: u32) -> Vec<u32> {
     if levels <= 1 {
         return k;
     }
-    // Visit the critical scales in order, remembering which coordinate
-    // each one increments; then replay the prefix that scored best.
-    let mut heap = BinaryHeap::new();
+    // The critical scales in increasing (t, i) order: each coordinate's
+    // own scales `m / a_i` increase with `m`, so sorting all of them gives
+    // exactly the visiting order. Then track the objective along it.
+    let mut events: Vec<(u64, u32)> = Vec::with_capacity(n * (levels as usize - 1));
     for (i, &x) in a.iter().enumerate() {
         if x > 0.0 {
-            heap.push(Reverse((key(1.0 / x), i)));
+            for m in 1..levels {
+                events.push((key(f64::from(m) / x), i as u32));
+            }
         }
     }
+    events.sort_unstable();
     let mut level = vec![0u32; n];
-    let mut order: Vec<u32> = Vec::new();
     let mut ip: f64 = a.iter().map(|x| 0.5 * x).sum();
     let mut nn: f64 = 0.25 * n as f64;
     let mut best = ip / nn.sqrt();
     let mut best_count = 0usize;
-    while let Some(Reverse((_, i))) = heap.pop() {
+    for (count, &(_, i)) in events.iter().enumerate() {
+        let i = i as usize;
         let ki = level[i];
         level[i] = ki + 1;
         ip += a[i];
         nn += f64::from(2 * ki + 2);
-        order.push(i as u32);
         let obj = ip / nn.sqrt();
         if obj > best {
             best = obj;
-            best_count = order.len();
-        }
-        if level[i] + 1 < levels {
-            heap.push(Reverse((key(f64::from(level[i] + 1) / a[i]), i)));
+            best_count = count + 1;
         }
     }
-    for &i in &order[..best_count] {
+    for &(_, i) in &events[..best_count] {
         k[i as usize] += 1;
     }
     k
