@@ -1,13 +1,47 @@
-//! The `dreamdb` command. Not yet built beyond `--version`: the CLI issue
-//! adds the data, history and maintenance verbs.
+//! The `dreamdb` command: history and maintenance verbs for people, cron
+//! and k8s (the operator API of seeds/000, Layer 3).
+//!
+//! One shell command per step, a documented exit status (see
+//! [`exit::EXIT_STATUS`]), a machine-readable report on stdout with
+//! `--json`, human tables otherwise; logs and progress go to stderr, and
+//! progress bars only when stderr is a terminal. No daemon: every verb does
+//! its work and exits.
+//!
+//! Module map: `cli` (the clap definitions), `exit` (errors and exit
+//! status), `out` (JSON / human output, progress), `ctx` (backend, repo,
+//! resolving versions), `cmd_*` (the verbs).
+
+mod cli;
+mod cmd_history;
+mod cmd_maintenance;
+mod cmd_refs;
+mod cmd_sweep;
+mod ctx;
+mod exit;
+mod out;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-/// DreamDB: a content-addressed, versioned store for vector datasets.
-#[derive(Debug, Parser)]
-#[command(name = "dreamdb", version, about)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return exit::report_error(
+                &exit::CliError::other(format!("cannot start the async runtime: {e}")),
+                json,
+            )
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => exit::report_error(&e, json),
+    }
 }

@@ -58,8 +58,10 @@ fn redact(raw: &str) -> String {
     };
     let authority_start = scheme_end + 3;
     let rest = &raw[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_len].rfind('@') {
+    // A secret may itself contain '/', '?' or '#' (AWS secrets often hold
+    // '/'), so the userinfo ends at the LAST '@' anywhere: over-redacting a
+    // path that holds '@' is the safe mistake.
+    match rest.rfind('@') {
         Some(at) => format!(
             "{}***{}",
             &raw[..authority_start],

@@ -6,6 +6,7 @@
 //! to storage only through `dreamdb_connector::Connector`.
 
 pub mod dag;
+pub mod maintenance;
 pub mod objects;
 pub mod spatial;
 

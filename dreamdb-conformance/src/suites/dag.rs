@@ -78,6 +78,7 @@ fn entry(label: &str, count: &Json) -> Result<(TrackKey, TrackValue), String> {
                     len: 8,
                     count,
                     run_hash: ContentHash::of(label.as_bytes()),
+                    raw: None,
                 },
             ))
         }

@@ -198,7 +198,18 @@ impl Repo {
                 genesis, other.genesis
             )));
         }
-        let height = parents.iter().map(|p| p.height).max().unwrap_or(0) + 1;
+        let height = parents
+            .iter()
+            .map(|p| p.height)
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| {
+                DagError::InvalidArgument(
+                    "a parent claims the largest possible height; refusing to build on it"
+                        .to_owned(),
+                )
+            })?;
         let latest = parents.iter().map(|p| p.time_unix_nanos).max().unwrap_or(0);
         let now = options.time_unix_nanos.unwrap_or_else(now_nanos);
         let draft = options.draft;

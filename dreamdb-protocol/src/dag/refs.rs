@@ -216,7 +216,20 @@ impl Repo {
                 }
                 Ok(PutOutcome::AlreadyExists | PutOutcome::PreconditionFailed) => None,
                 Err(e) if e.is_transient() => Some(e),
-                Err(e) => return Err(Self::connector_error(&key, e)),
+                Err(e) => {
+                    // Even a permanent-looking error may follow a write that
+                    // landed (e.g. the directory fsync failed after the
+                    // rename): the ref decides, as for lost responses.
+                    if let Ok(Some(state)) = self.read_key(&key).await {
+                        if state.manifest == manifest {
+                            return Ok(PublishOutcome::Published {
+                                state,
+                                confirmed_by_reread: true,
+                            });
+                        }
+                    }
+                    return Err(Self::connector_error(&key, e));
+                }
             };
             // The write's outcome is unclear: the ref decides it.
             let current = self.read_key(&key).await?;

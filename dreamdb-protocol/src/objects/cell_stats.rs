@@ -64,7 +64,7 @@ impl ObjectKind for CellStats {
     const KIND: &'static str = "cell-stats";
 
     fn validate(&self) -> Result<(), Invariant> {
-        if self.counts.is_empty() || self.counts.len() % 4 != 0 {
+        if self.counts.is_empty() || !self.counts.len().is_multiple_of(4) {
             return Err(Invariant::new(
                 "counts-length",
                 format!(
@@ -94,5 +94,33 @@ impl ObjectKind for CellStats {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn round_trips_and_checks_its_rules() {
+        let stats = CellStats::from_parts(&[3, 0, 7], &[1, 0, 2]);
+        let (bytes, hash) = stats.encode().unwrap();
+        let back = CellStats::decode(&hash, &bytes).unwrap();
+        assert_eq!(back, stats);
+        assert_eq!(back.cells(), 3);
+        assert_eq!(back.counts(), vec![3, 0, 7]);
+        assert_eq!(back.runs(), vec![1, 0, 2]);
+        let rule = |s: CellStats| s.validate().unwrap_err().rule;
+        assert_eq!(rule(CellStats::from_parts(&[], &[])), "counts-length");
+        assert_eq!(rule(CellStats::from_parts(&[1, 2], &[1])), "runs-length");
+        assert_eq!(rule(CellStats::from_parts(&[1], &[2])), "runs-range");
+        assert_eq!(rule(CellStats::from_parts(&[4], &[0])), "runs-range");
+        assert_eq!(rule(CellStats::from_parts(&[0], &[1])), "runs-range");
+        let odd = CellStats {
+            counts: vec![1, 0, 0],
+            runs: vec![1, 0, 0],
+        };
+        assert_eq!(rule(odd), "counts-length");
     }
 }

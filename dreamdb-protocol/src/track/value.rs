@@ -8,11 +8,16 @@
 //! | variant      | keys                                    |
 //! |--------------|-----------------------------------------|
 //! | `AnchorRun`  | `a` last anchor, `l` table length, `n` record count, `o` table offset, `s` segment |
-//! | `CellRun`    | `h` run hash, `l` run length, `n` record count, `o` run offset, `s` segment |
+//! | `CellRun`    | `h` run hash, `l` run length, `n` record count, `o` run offset, [`r` raw rows,] `s` segment |
 //!
 //! The variant is told by its key set (`a` or `h`). The segment is a tagged
 //! hash, so `links` finds every segment a leaf references; it repeats the
 //! digest in the key, and decoders check that the two agree.
+//!
+//! `r`, present only when the field keeps raw vectors, is the map
+//! `{"l": length, "o": offset, "s": vector-storage}`: the byte range of the
+//! run's raw f32 rows inside the field's `vector-storage` object (a tagged
+//! hash too, so the raw rows stay reachable for `gc`).
 
 use ciborium::value::Value;
 use dreamdb_core::ContentHash;
@@ -21,6 +26,69 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::enc;
 use super::key::{TrackKey, TrackKeyKind};
+
+/// Where a cell run's raw f32 rows are: a byte range of a
+/// `vector-storage` object (same record order as the run's bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawRows {
+    /// The vector-storage object.
+    pub storage: ContentHash,
+    /// Absolute byte offset of the run's first row in that object.
+    pub offset: u64,
+    /// Byte length of the run's rows.
+    pub len: u64,
+}
+
+impl RawRows {
+    fn encoded_len(&self) -> usize {
+        1 + 3 * 2 + enc::HASH_LEN + enc::head_len(self.offset) + enc::head_len(self.len)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        enc::map(out, 3);
+        enc::text(out, "l");
+        enc::uint(out, self.len);
+        enc::text(out, "o");
+        enc::uint(out, self.offset);
+        enc::text(out, "s");
+        enc::hash(out, &self.storage);
+    }
+
+    fn to_value(self) -> Value {
+        let t = |s: &str| Value::Text(s.to_owned());
+        Value::Map(vec![
+            (t("l"), enc::uint_value(self.len)),
+            (t("o"), enc::uint_value(self.offset)),
+            (t("s"), enc::hash_value(&self.storage)),
+        ])
+    }
+
+    fn from_value(value: &Value) -> Result<Self, String> {
+        let Value::Map(entries) = value else {
+            return Err("raw rows (\"r\") must be a map".to_owned());
+        };
+        let mut fields: [Option<&Value>; 3] = [None; 3];
+        const NAMES: [&str; 3] = ["l", "o", "s"];
+        for (k, v) in entries {
+            let name = enc::read_text_key(k)?;
+            let Some(slot) = NAMES.iter().position(|n| *n == name) else {
+                return Err(format!("unknown key {name:?} in raw rows"));
+            };
+            if fields[slot].replace(v).is_some() {
+                return Err(format!("duplicate key {name:?} in raw rows"));
+            }
+        }
+        let [l, o, s] = fields;
+        fn need<'v>(v: Option<&'v Value>, name: &str) -> Result<&'v Value, String> {
+            v.ok_or_else(|| format!("raw rows lack key {name:?}"))
+        }
+        Ok(RawRows {
+            len: enc::read_uint(need(l, "l")?)?,
+            offset: enc::read_uint(need(o, "o")?)?,
+            storage: enc::read_hash(need(s, "s")?)?,
+        })
+    }
+}
 
 /// What a track entry records about one run of records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +119,8 @@ pub enum TrackValue {
         /// BLAKE3 of the run's bytes, so a ranged read is verified
         /// without fetching the whole segment.
         run_hash: ContentHash,
+        /// Where the run's raw f32 rows are, when the field keeps them.
+        raw: Option<RawRows>,
     },
 }
 
@@ -69,9 +139,45 @@ impl TrackValue {
         }
     }
 
+    /// A cell-order value with its raw rows' location (`storage`, byte
+    /// `offset` and `len`); other values are returned unchanged.
+    pub fn with_raw_rows(self, storage: ContentHash, offset: u64, len: u64) -> Self {
+        match self {
+            TrackValue::CellRun {
+                segment,
+                offset: o,
+                len: l,
+                count,
+                run_hash,
+                ..
+            } => TrackValue::CellRun {
+                segment,
+                offset: o,
+                len: l,
+                count,
+                run_hash,
+                raw: Some(RawRows {
+                    storage,
+                    offset,
+                    len,
+                }),
+            },
+            other => other,
+        }
+    }
+
+    /// The raw rows' location of a cell-order value, if it records one.
+    pub fn raw_rows(&self) -> Option<RawRows> {
+        match self {
+            TrackValue::CellRun { raw, .. } => *raw,
+            TrackValue::AnchorRun { .. } => None,
+        }
+    }
+
     /// Appends the canonical encoding.
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
-        enc::map(out, 5);
+        let with_raw = matches!(self, TrackValue::CellRun { raw: Some(_), .. });
+        enc::map(out, if with_raw { 6 } else { 5 });
         match self {
             TrackValue::AnchorRun {
                 segment,
@@ -97,6 +203,7 @@ impl TrackValue {
                 len,
                 count,
                 run_hash,
+                raw,
             } => {
                 enc::text(out, "h");
                 enc::hash(out, run_hash);
@@ -106,6 +213,10 @@ impl TrackValue {
                 enc::uint(out, u64::from(*count));
                 enc::text(out, "o");
                 enc::uint(out, *offset);
+                if let Some(raw) = raw {
+                    enc::text(out, "r");
+                    raw.encode_into(out);
+                }
                 enc::text(out, "s");
                 enc::hash(out, segment);
             }
@@ -131,13 +242,18 @@ impl TrackValue {
                     + enc::head_len(*table_len)
             }
             TrackValue::CellRun {
-                offset, len, count, ..
+                offset,
+                len,
+                count,
+                raw,
+                ..
             } => {
                 fixed
                     + enc::HASH_LEN
                     + enc::head_len(*offset)
                     + enc::head_len(*len)
                     + enc::head_len(u64::from(*count))
+                    + raw.as_ref().map_or(0, |r| 2 + r.encoded_len())
             }
         }
     }
@@ -165,13 +281,20 @@ impl TrackValue {
                 len,
                 count,
                 run_hash,
-            } => Value::Map(vec![
-                (t("h"), enc::hash_value(run_hash)),
-                (t("l"), enc::uint_value(*len)),
-                (t("n"), enc::uint_value(u64::from(*count))),
-                (t("o"), enc::uint_value(*offset)),
-                (t("s"), enc::hash_value(segment)),
-            ]),
+                raw,
+            } => {
+                let mut entries = vec![
+                    (t("h"), enc::hash_value(run_hash)),
+                    (t("l"), enc::uint_value(*len)),
+                    (t("n"), enc::uint_value(u64::from(*count))),
+                    (t("o"), enc::uint_value(*offset)),
+                ];
+                if let Some(raw) = raw {
+                    entries.push((t("r"), raw.to_value()));
+                }
+                entries.push((t("s"), enc::hash_value(segment)));
+                Value::Map(entries)
+            }
         }
     }
 
@@ -181,8 +304,8 @@ impl TrackValue {
         let Value::Map(entries) = value else {
             return Err("a track value must be a map".to_owned());
         };
-        let mut fields: [Option<&Value>; 6] = [None; 6];
-        const NAMES: [&str; 6] = ["a", "h", "l", "n", "o", "s"];
+        let mut fields: [Option<&Value>; 7] = [None; 7];
+        const NAMES: [&str; 7] = ["a", "h", "l", "n", "o", "r", "s"];
         for (k, v) in entries {
             let name = enc::read_text_key(k)?;
             let Some(slot) = NAMES.iter().position(|n| *n == name) else {
@@ -192,7 +315,7 @@ impl TrackValue {
                 return Err(format!("duplicate key {name:?} in a track value"));
             }
         }
-        let [a, h, l, n, o, s] = fields;
+        let [a, h, l, n, o, r, s] = fields;
         fn need<'v>(v: Option<&'v Value>, name: &str) -> Result<&'v Value, String> {
             v.ok_or_else(|| format!("track value lacks key {name:?}"))
         }
@@ -202,6 +325,9 @@ impl TrackValue {
         let len = enc::read_uint(need(l, "l")?)?;
         let offset = enc::read_uint(need(o, "o")?)?;
         match (a, h) {
+            (Some(_), None) if r.is_some() => {
+                Err("an anchor-run value has no raw rows (\"r\")".to_owned())
+            }
             (Some(a), None) => Ok(TrackValue::AnchorRun {
                 segment,
                 last_anchor: enc::read_uint(a)?,
@@ -215,6 +341,7 @@ impl TrackValue {
                 len,
                 count,
                 run_hash: enc::read_hash(h)?,
+                raw: r.map(RawRows::from_value).transpose()?,
             }),
             _ => Err(
                 "a track value has exactly one of \"a\" (anchor run) or \"h\" (cell run)"
@@ -270,5 +397,80 @@ impl<'de> Deserialize<'de> for TrackValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         TrackValue::from_value(&value).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cell(raw: Option<RawRows>) -> TrackValue {
+        TrackValue::CellRun {
+            segment: ContentHash::of(b"bucket"),
+            offset: 300,
+            len: 70_000,
+            count: 2_500,
+            run_hash: ContentHash::of(b"run"),
+            raw,
+        }
+    }
+
+    #[test]
+    fn raw_rows_round_trip_canonically() {
+        let raw = RawRows {
+            storage: ContentHash::of(b"storage"),
+            offset: 123_456_789,
+            len: 1_280_000,
+        };
+        for value in [cell(None), cell(Some(raw))] {
+            let mut out = Vec::new();
+            value.encode_into(&mut out);
+            assert_eq!(out.len(), value.encoded_len());
+            let tree = dreamdb_core::cbor::decode_value(&out).unwrap();
+            assert_eq!(dreamdb_core::cbor::encode_value(&tree).unwrap(), out);
+            assert_eq!(tree, value.to_value());
+            assert_eq!(TrackValue::from_value(&tree).unwrap(), value);
+        }
+        assert_eq!(
+            cell(None).with_raw_rows(raw.storage, raw.offset, raw.len),
+            cell(Some(raw))
+        );
+        assert_eq!(cell(Some(raw)).raw_rows(), Some(raw));
+        // The storage is a tagged hash: generic link walks find it.
+        let links = crate::store::links(&cell(Some(raw)).to_value());
+        assert!(links.contains(&raw.storage));
+    }
+
+    #[test]
+    fn raw_rows_are_refused_on_anchor_runs_and_checked() {
+        let anchor = TrackValue::AnchorRun {
+            segment: ContentHash::of(b"s"),
+            last_anchor: 9,
+            count: 1,
+            table_offset: 1,
+            table_len: 8,
+        };
+        let mut tree = anchor.to_value();
+        if let Value::Map(entries) = &mut tree {
+            entries.push((
+                Value::Text("r".into()),
+                Value::Map(vec![(Value::Text("l".into()), enc::uint_value(1))]),
+            ));
+        }
+        assert!(TrackValue::from_value(&tree).is_err());
+        let mut bad = cell(None).to_value();
+        if let Value::Map(entries) = &mut bad {
+            entries.insert(
+                4,
+                (
+                    Value::Text("r".into()),
+                    Value::Map(vec![(Value::Text("x".into()), enc::uint_value(1))]),
+                ),
+            );
+        }
+        assert!(TrackValue::from_value(&bad)
+            .unwrap_err()
+            .contains("unknown key"));
     }
 }

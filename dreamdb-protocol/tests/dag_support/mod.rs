@@ -188,6 +188,7 @@ pub fn cell_entry(cell: u32, segment: ContentHash, count: u32) -> (TrackKey, Tra
             len: 16,
             count,
             run_hash: ContentHash::of(&count.to_le_bytes()),
+            raw: None,
         },
     )
 }

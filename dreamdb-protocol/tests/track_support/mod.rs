@@ -41,6 +41,7 @@ pub fn cell_entry(cell: u32, s: u64, salt: u64) -> (TrackKey, TrackValue) {
             len: 2000 + salt,
             count: 17,
             run_hash: ContentHash::of(&salt.to_be_bytes()),
+            raw: None,
         },
     )
 }
