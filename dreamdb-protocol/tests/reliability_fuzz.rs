@@ -40,7 +40,7 @@ fn seeds() -> Vec<Vec<u8>> {
 
 mod hex {
     pub fn decode(text: &str) -> Result<Vec<u8>, ()> {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(());
         }
         (0..text.len())

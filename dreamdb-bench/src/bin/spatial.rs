@@ -126,7 +126,12 @@ fn main() -> Result<(), BoxError> {
         let ids: Vec<u64> = (0..ds.base.rows as u64).collect();
         for bits in [1u8, 4] {
             let t = Instant::now();
-            let rq = RaBitQ::new(VectorCompressor::rabitq(bits, ds.base.dim as u32, 11, ds.metric))?;
+            let rq = RaBitQ::new(VectorCompressor::rabitq(
+                bits,
+                ds.base.dim as u32,
+                11,
+                ds.metric,
+            ))?;
             let store = IvfStore::build(index.clone(), Some(rq), &ids, &ds.base.data, true)?;
             let build_s = t.elapsed().as_secs_f64();
             let cells = store.index().cell_count();
@@ -162,7 +167,10 @@ fn main() -> Result<(), BoxError> {
                     "p50_ms": p(0.5), "p95_ms": p(0.95),
                     "train_s": train_s, "build_s": build_s, "queries": nq,
                 }));
-                eprintln!("{} {bits}-bit nprobe {nprobe}: recall {recall:.4}, {qps:.0} QPS", case.name);
+                eprintln!(
+                    "{} {bits}-bit nprobe {nprobe}: recall {recall:.4}, {qps:.0} QPS",
+                    case.name
+                );
             }
         }
     }

@@ -1,0 +1,92 @@
+//! The read verbs on a [`Dataset`] handle: each takes the handle's current
+//! version (`read_snapshot`: one ref read when the handle follows a ref,
+//! none when it is pinned) and calls the free function of the same name.
+
+use arrow_array::RecordBatch;
+use futures::Stream;
+
+use super::{
+    compare_refs, get, iter, iter_arrow_batches, iter_stream, query, ArrowOptions, Comparison,
+    IterOptions, QueryRequest, QueryResult, ReadBatch, Record,
+};
+use crate::{Dataset, DatasetError, Snapshot};
+
+impl Dataset {
+    /// `read_snapshot`, decoding strictly (see `super::open_snapshot`).
+    async fn snapshot_for_read(&self) -> Result<Snapshot, DatasetError> {
+        let hash = self.manifest_hash().await?;
+        super::open_snapshot(self.store().clone(), hash).await
+    }
+
+    /// The version this handle reads now, pinned, for the free functions of
+    /// [`crate::read`] (one ref read when the handle follows a ref, none
+    /// when it is pinned; the Manifest and Schema come from the cache when
+    /// warm).
+    pub async fn read_version(&self) -> Result<Snapshot, DatasetError> {
+        self.snapshot_for_read().await
+    }
+
+    /// The record at `anchor` (see [`get()`](super::get())).
+    pub async fn get(
+        &self,
+        anchor: u64,
+        fields: Option<&[&str]>,
+    ) -> Result<Option<Record>, DatasetError> {
+        let snapshot = self.snapshot_for_read().await?;
+        get(&snapshot, anchor, fields).await
+    }
+
+    /// Top-k by vector (see [`query()`](super::query())).
+    pub async fn query(&self, request: &QueryRequest) -> Result<QueryResult, DatasetError> {
+        let snapshot = self.snapshot_for_read().await?;
+        query(&snapshot, request).await
+    }
+
+    /// Every live record, collected (see [`iter()`](super::iter())).
+    pub async fn iter(&self, options: IterOptions) -> Result<Vec<Record>, DatasetError> {
+        let snapshot = self.snapshot_for_read().await?;
+        iter(&snapshot, options).await
+    }
+
+    /// Every live record as a bounded-memory stream of batches, pinned to
+    /// the version current when called (see
+    /// [`iter_stream()`](super::iter_stream())).
+    pub async fn iter_stream(
+        &self,
+        options: IterOptions,
+    ) -> Result<
+        impl Stream<Item = Result<ReadBatch, DatasetError>> + Send + Unpin + 'static,
+        DatasetError,
+    > {
+        let snapshot = self.snapshot_for_read().await?;
+        iter_stream(&snapshot, options)
+    }
+
+    /// Arrow batches, pinned to the version current when called (see
+    /// [`iter_arrow_batches()`](super::iter_arrow_batches())).
+    pub async fn iter_arrow_batches(
+        &self,
+        options: ArrowOptions,
+    ) -> Result<
+        impl Stream<Item = Result<RecordBatch, DatasetError>> + Send + Unpin + 'static,
+        DatasetError,
+    > {
+        let snapshot = self.snapshot_for_read().await?;
+        iter_arrow_batches(&snapshot, options)
+    }
+
+    /// Compares `field` between this handle's version (named `"self"`,
+    /// the baseline) and `others` (see
+    /// [`compare_refs()`](super::compare_refs())).
+    pub async fn compare_refs(
+        &self,
+        others: &[(&str, &Dataset)],
+        field: &str,
+    ) -> Result<Comparison, DatasetError> {
+        let mut snapshots = vec![("self", self.snapshot_for_read().await?)];
+        for (name, ds) in others {
+            snapshots.push((name, ds.snapshot_for_read().await?));
+        }
+        compare_refs(&snapshots, field).await
+    }
+}

@@ -1,0 +1,88 @@
+//! The one place that knows which optional per-track metadata the
+//! protocol's object shapes carry: a track's `cell-stats` object and last
+//! anchor (meant for `TrackState`), and the raw-rows location of a cell
+//! run (`TrackValue::CellRun::raw`).
+//!
+//! `TrackState` does not carry `stats` / `last_anchor` yet (adding fields
+//! to it breaks every struct literal of it in `dag` and the tests, which
+//! are other engineers' files): the functions here report them absent and
+//! the callers fall back — stats by counting the track's cell-order
+//! entries (index pages only; once per session, then memoised per
+//! Manifest), the last anchor by one descent of the track's rightmost
+//! anchor-order path. Switching to stored fields changes only this file.
+
+use dreamdb_core::ContentHash;
+use dreamdb_protocol::objects::{TrackRoot, TrackState};
+use dreamdb_protocol::track::TrackValue;
+
+/// Whether `TrackState` stores `stats` and `last_anchor`.
+pub(crate) const TRACK_META: bool = false;
+
+/// Where a cell run's raw f32 rows are: a byte range of the field's
+/// `vector-storage` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawRows {
+    /// The vector-storage object.
+    pub storage: ContentHash,
+    /// Absolute offset of the run's first row.
+    pub offset: u64,
+    /// Length in bytes (`count × dim × 4`).
+    pub len: u64,
+}
+
+/// The track's `cell-stats` object, if the state records one.
+pub(crate) fn stats_of(_state: &TrackState) -> Option<ContentHash> {
+    None
+}
+
+/// The track's last anchor, if the state records it.
+pub(crate) fn last_anchor_of(_state: &TrackState) -> Option<u64> {
+    None
+}
+
+/// A track state.
+pub(crate) fn track_state(
+    root: TrackRoot,
+    spatial_index: Option<ContentHash>,
+    compressor: Option<ContentHash>,
+    _stats: Option<ContentHash>,
+    _last_anchor: Option<u64>,
+) -> TrackState {
+    TrackState {
+        root,
+        spatial_index,
+        compressor,
+    }
+}
+
+/// A cell-order entry's value.
+pub(crate) fn cell_run(
+    segment: ContentHash,
+    offset: u64,
+    len: u64,
+    count: u32,
+    run_hash: ContentHash,
+    raw: Option<RawRows>,
+) -> TrackValue {
+    let value = TrackValue::CellRun {
+        segment,
+        offset,
+        len,
+        count,
+        run_hash,
+        raw: None,
+    };
+    match raw {
+        Some(r) => value.with_raw_rows(r.storage, r.offset, r.len),
+        None => value,
+    }
+}
+
+/// The raw rows of a cell-order entry, if it records them.
+pub fn raw_rows_of(value: &TrackValue) -> Option<RawRows> {
+    value.raw_rows().map(|r| RawRows {
+        storage: r.storage,
+        offset: r.offset,
+        len: r.len,
+    })
+}
