@@ -220,10 +220,7 @@ pub fn now_unix_nanos() -> u64 {
 /// The links of an object's decoded value, and separately the parents of
 /// a Manifest (which GC does not follow unless the parent is retained).
 ///
-/// Every tag-65521 hash is a link (design 0001) with one exception: the
-/// `h` of a track cell-run value (a map with the keys `h`, `l`, `n`, `o`,
-/// [`r`,] `s`, inside a Manifest's inline track or an index page) is the
-/// hash of a byte *range* of the segment `s`, not the name of an object.
+/// Every tag-65521 hash is a link (design 0001, spec/0009 §3.2).
 pub(crate) fn split_links(value: &Value) -> (Vec<ContentHash>, Vec<ContentHash>) {
     let kind = value.as_map().and_then(|entries| {
         entries
@@ -231,9 +228,8 @@ pub(crate) fn split_links(value: &Value) -> (Vec<ContentHash>, Vec<ContentHash>)
             .find(|(k, _)| k.as_text() == Some("kind"))
             .and_then(|(_, v)| v.as_text())
     });
-    let has_tracks = matches!(kind, Some("manifest") | Some(crate::track::INDEX_PAGE_KIND));
     if kind != Some(<Manifest as ObjectKind>::KIND) {
-        return (walk_links(value, has_tracks), Vec::new());
+        return (links(value), Vec::new());
     }
     let mut own = Vec::new();
     let mut parents = Vec::new();
@@ -241,61 +237,11 @@ pub(crate) fn split_links(value: &Value) -> (Vec<ContentHash>, Vec<ContentHash>)
         if k.as_text() == Some("parents") {
             parents.extend(links(v));
         } else {
-            own.extend(walk_links(k, has_tracks));
-            own.extend(walk_links(v, has_tracks));
+            own.extend(links(k));
+            own.extend(links(v));
         }
     }
     (own, parents)
-}
-
-/// Whether `entries` is a track cell-run value: the keys `h`, `l`, `n`,
-/// `o`, `s`, and optionally `r` (raw rows), in canonical order.
-fn is_cell_run(entries: &[(Value, Value)]) -> bool {
-    let keys: Vec<Option<&str>> = entries.iter().map(|(k, _)| k.as_text()).collect();
-    let plain = [Some("h"), Some("l"), Some("n"), Some("o"), Some("s")];
-    let with_raw = [
-        Some("h"),
-        Some("l"),
-        Some("n"),
-        Some("o"),
-        Some("r"),
-        Some("s"),
-    ];
-    keys == plain || keys == with_raw
-}
-
-/// [`links`], skipping the run hashes of track cell-run values when
-/// `track_values` is set.
-fn walk_links(value: &Value, track_values: bool) -> Vec<ContentHash> {
-    if !track_values {
-        return links(value);
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![value];
-    while let Some(value) = stack.pop() {
-        match value {
-            Value::Map(entries) if is_cell_run(entries) => {
-                // The segment (`s`) and the raw rows' storage (`r`) are
-                // objects; the run hash (`h`) is not.
-                for (k, v) in entries {
-                    if k.as_text() != Some("h") {
-                        found.extend(links(v));
-                    }
-                }
-            }
-            Value::Map(entries) => {
-                for (k, v) in entries.iter().rev() {
-                    stack.push(v);
-                    stack.push(k);
-                }
-            }
-            Value::Array(items) => stack.extend(items.iter().rev()),
-            Value::Tag(dreamdb_core::cbor::TAG_CONTENT_HASH, _) => found.extend(links(value)),
-            Value::Tag(_, inner) => stack.push(inner),
-            _ => {}
-        }
-    }
-    found
 }
 
 /// One Manifest of a tolerant history walk.

@@ -10,6 +10,8 @@
 //! | `AnchorRun`  | `a` last anchor, `l` table length, `n` record count, `o` table offset, `s` segment |
 //! | `CellRun`    | `h` run hash, `l` run length, `n` record count, `o` run offset, [`r` raw rows,] `s` segment |
 //!
+//! The run hash `h` is the compact hash form as a *plain* byte string: it
+//! names a byte range, not an object, so it is not a link (spec/0009 §3.2).
 //! The variant is told by its key set (`a` or `h`). The segment is a tagged
 //! hash, so `links` finds every segment a leaf references; it repeats the
 //! digest in the key, and decoders check that the two agree.
@@ -206,7 +208,7 @@ impl TrackValue {
                 raw,
             } => {
                 enc::text(out, "h");
-                enc::hash(out, run_hash);
+                enc::bytes(out, &run_hash.to_compact());
                 enc::text(out, "l");
                 enc::uint(out, *len);
                 enc::text(out, "n");
@@ -249,7 +251,7 @@ impl TrackValue {
                 ..
             } => {
                 fixed
-                    + enc::HASH_LEN
+                    + enc::bytes_len(dreamdb_core::hash::COMPACT_LEN)
                     + enc::head_len(*offset)
                     + enc::head_len(*len)
                     + enc::head_len(u64::from(*count))
@@ -284,7 +286,7 @@ impl TrackValue {
                 raw,
             } => {
                 let mut entries = vec![
-                    (t("h"), enc::hash_value(run_hash)),
+                    (t("h"), Value::Bytes(run_hash.to_compact().to_vec())),
                     (t("l"), enc::uint_value(*len)),
                     (t("n"), enc::uint_value(u64::from(*count))),
                     (t("o"), enc::uint_value(*offset)),
@@ -340,7 +342,7 @@ impl TrackValue {
                 offset,
                 len,
                 count,
-                run_hash: enc::read_hash(h)?,
+                run_hash: read_run_hash(h)?,
                 raw: r.map(RawRows::from_value).transpose()?,
             }),
             _ => Err(
@@ -397,6 +399,16 @@ impl<'de> Deserialize<'de> for TrackValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         TrackValue::from_value(&value).map_err(D::Error::custom)
+    }
+}
+
+/// Reads a run hash: the compact hash form as a plain byte string. It is
+/// deliberately *not* tagged 65521, because it names a byte range of the
+/// segment, not an object (tag 65521 values are links, spec/0009 §3.2).
+fn read_run_hash(value: &Value) -> Result<ContentHash, String> {
+    match value {
+        Value::Bytes(b) => ContentHash::from_compact(b).map_err(|e| format!("run hash: {e}")),
+        _ => Err("a run hash (\"h\") must be a plain byte string".to_owned()),
     }
 }
 
