@@ -17,6 +17,7 @@ use common::*;
 use dreamdb_connector::memory::MemoryConnector;
 use dreamdb_connector::Connector;
 use dreamdb_dataset::dataset::{CreateOptions, OpenOptions};
+use dreamdb_dataset::read::QueryRequest;
 use dreamdb_dataset::Dataset;
 
 /// Every anchor of `anchors` has a record: an append giving it is refused.
@@ -66,6 +67,56 @@ async fn two_tasks_race_and_one_rebases() {
     // Signals after the rebase count both batches.
     let late = if ra.attempts > 1 { &ra } else { &rb };
     assert_eq!(late.signals.fields["embedding"].n, 350);
+}
+
+/// Two writers race the very first append of an IVF field: each trains
+/// its own centroids from its batch. The loser's records were placed under
+/// an index the tip does not use, so the append plans again under the
+/// winner's index (its first segments become garbage): both succeed, the
+/// tip names one index, and every record is found by its own vector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_first_appends_are_replaced_under_the_winners_index() {
+    let gate = Arc::new(Gate::new(Arc::new(MemoryConnector::new()), 2));
+    let connector: Arc<dyn Connector> = gate.clone();
+    let ds = create_on(connector.clone(), "first").await;
+    let a = reopen(connector.clone(), "first").await;
+    let b = reopen(connector.clone(), "first").await;
+    let va = clustered(11, 120, DIM as usize, 4);
+    let vb = clustered(12, 90, DIM as usize, 4);
+    gate.armed.store(true, Ordering::SeqCst);
+    let (ra, rb) = {
+        let (va, vb) = (va.clone(), vb.clone());
+        tokio::join!(
+            tokio::spawn(async move { a.append_many(batch_with(1, 120, va)).await }),
+            tokio::spawn(async move { b.append_many(batch_with(2, 90, vb)).await }),
+        )
+    };
+    gate.armed.store(false, Ordering::SeqCst);
+    let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+    assert!(
+        ra.attempts.max(rb.attempts) >= 2,
+        "the loser went round again: {} / {}",
+        ra.attempts,
+        rb.attempts
+    );
+    assert_eq!(ds.records().await.unwrap(), 210);
+    let history = ds.history(10).await.unwrap();
+    assert_eq!(history.len(), 3, "create + two appends, no merge");
+    assert_present(&ds, &ra.anchors).await;
+    assert_present(&ds, &rb.anchors).await;
+    // Every record of both batches is its own nearest neighbour under the
+    // tip's single index.
+    for (vectors, anchors) in [(&va, &ra.anchors), (&vb, &rb.anchors)] {
+        for (row, anchor) in anchors.iter().enumerate().step_by(7) {
+            let d = DIM as usize;
+            let v = &vectors[row * d..(row + 1) * d];
+            let request = QueryRequest::new("embedding", v.to_vec(), 1)
+                .nprobe(64)
+                .refine_factor(64);
+            let hits = ds.query(&request).await.unwrap().hits;
+            assert_eq!(hits[0].anchor, *anchor, "row {row}");
+        }
+    }
 }
 
 // ----- two processes -----

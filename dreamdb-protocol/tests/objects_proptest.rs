@@ -98,6 +98,8 @@ fn track_state() -> impl Strategy<Value = TrackState> {
                 },
                 spatial_index,
                 compressor,
+                stats: None,
+                last_anchor: None,
             },
         )
 }

@@ -115,6 +115,8 @@ fn small_manifest() -> Manifest {
             },
             spatial_index: Some(h("si")),
             compressor: None,
+            stats: None,
+            last_anchor: None,
         },
     );
     Manifest {
@@ -208,6 +210,21 @@ fn generate() -> String {
             ("records", S::N(2)),
             ("tracks", S::T("clip".to_owned())),
             ("writer", S::T("alice".to_owned())),
+        ],
+    );
+    let mut with_meta = small_manifest();
+    if let Some(track) = with_meta.tracks.get_mut("clip") {
+        track.stats = Some(h("cell-stats"));
+        track.last_anchor = Some(1_000_000_001);
+    }
+    v.valid(
+        "manifest-track-stats-and-last-anchor",
+        "manifest",
+        &enc(&with_meta),
+        &[
+            ("height", S::N(1)),
+            ("records", S::N(2)),
+            ("tracks", S::T("clip".to_owned())),
         ],
     );
     let first = Manifest {

@@ -222,6 +222,8 @@ async fn a_track_root_claiming_height_200_is_refused() {
             root: stored_root_of(&legal).unwrap(),
             spatial_index: None,
             compressor: None,
+            stats: None,
+            last_anchor: None,
         },
     );
     let mut value = cbor::decode_value(&encode_generic(&m).unwrap()).unwrap();
@@ -327,6 +329,8 @@ async fn a_page_declaring_a_huge_count_is_refused() {
                 root: stored_root_of(&root).unwrap(),
                 spatial_index: None,
                 compressor: None,
+                stats: None,
+                last_anchor: None,
             },
         );
         let bad = repo.put_object(&m).await.unwrap();

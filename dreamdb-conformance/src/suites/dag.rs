@@ -223,6 +223,8 @@ async fn build(vector: &Vector, repo: &Repo) -> Result<BTreeMap<String, ContentH
                         root: stored_root_of(&root).map_err(err)?,
                         spatial_index: si,
                         compressor: None,
+                        stats: None,
+                        last_anchor: None,
                     },
                 );
             }

@@ -12,7 +12,9 @@ use dreamdb_protocol::objects::{
 use dreamdb_protocol::track::Track;
 use rayon::prelude::*;
 
-use super::anchors::{added_anchor_runs, existing_anchors, existing_in_runs, version_last_anchor};
+use super::anchors::{
+    added_anchor_runs, existing_anchors, existing_in_runs, track_last_anchor, version_last_anchor,
+};
 use super::compat;
 use super::layout::{self, load_spatial, LoadedSpatial};
 use super::segments::{
@@ -57,6 +59,10 @@ pub(crate) struct CommitCtx {
     pub(crate) schema: SchemaRule,
     pub(crate) records_delta: u64,
     pub(crate) message: String,
+    /// Whether a tip whose spatial index or compressor no longer fits the
+    /// plans makes the caller plan again (append: the batch is still in
+    /// hand, so it is re-placed under the tip's index) rather than fail.
+    pub(crate) replan_on_spatial: bool,
     /// Why the last attempt aborted, when it did.
     abort: Mutex<Option<Abort>>,
     /// The stats computed by the last attempt, per field.
@@ -101,6 +107,7 @@ impl CommitCtx {
             schema,
             records_delta,
             message,
+            replan_on_spatial: false,
             abort: Mutex::new(None),
             last_stats: Mutex::new(BTreeMap::new()),
         }
@@ -174,6 +181,16 @@ impl CommitCtx {
             Err(Ok(abort)) => Err(self.abort(abort)),
             Err(Err(dag)) => Err(dag),
         }
+    }
+
+    /// The abort for a tip whose spatial machinery no longer fits the
+    /// plans: plan again when allowed, else `conflict`.
+    fn spatial_moved(&self, conflict: DatasetError) -> Result<Abort, DagError> {
+        Ok(if self.replan_on_spatial {
+            Abort::Replan
+        } else {
+            Abort::Error(conflict)
+        })
     }
 
     async fn rebase_inner(
@@ -262,7 +279,7 @@ impl CommitCtx {
                         .await
                         .map_err(fail)?
                     {
-                        return Err(fail(DatasetError::Conflict {
+                        return Err(self.spatial_moved(DatasetError::Conflict {
                             reason: format!(
                                 "field {:?}: the tip's spatial index {} is not the one the records were placed under ({}) nor a descendant keeping their cells; append again to re-place them",
                                 plan.field, theirs.short(), ours.short()
@@ -272,7 +289,7 @@ impl CommitCtx {
                     Some(theirs)
                 }
                 (Some(ours), None) if !plan.trained && current.is_some() => {
-                    return Err(fail(DatasetError::Conflict {
+                    return Err(self.spatial_moved(DatasetError::Conflict {
                         reason: format!(
                             "field {:?}: the tip's track has no spatial index, the records were placed under {}",
                             plan.field,
@@ -285,7 +302,7 @@ impl CommitCtx {
             let tip_comp = current.and_then(|s| s.compressor);
             let compressor = match (plan.compressor, tip_comp) {
                 (Some(ours), Some(theirs)) if ours != theirs => {
-                    return Err(fail(DatasetError::Conflict {
+                    return Err(self.spatial_moved(DatasetError::Conflict {
                         reason: format!(
                             "field {:?}: the tip's compressor {} differs from the records' {}",
                             plan.field,
@@ -334,7 +351,12 @@ impl CommitCtx {
                 stats_out.insert(plan.field.clone(), (new, stats_hash, live));
             }
             let last_anchor = if compat::TRACK_META {
-                let before = current.and_then(compat::last_anchor_of);
+                // A state without a recorded last anchor (after a merge or
+                // a generic commit) is descended once, never guessed.
+                let before = match current {
+                    Some(state) => track_last_anchor(store, state).await.map_err(fail)?,
+                    None => None,
+                };
                 Some(before.map_or(plan.last_anchor, |b| b.max(plan.last_anchor)))
             } else {
                 None
@@ -529,7 +551,7 @@ impl Dataset {
                 .await?;
             let mut sorted = anchors.clone();
             sorted.sort_unstable();
-            let ctx = CommitCtx::new(
+            let mut ctx = CommitCtx::new(
                 self.clone(),
                 plans,
                 (base_hash, base.clone()),
@@ -538,6 +560,7 @@ impl Dataset {
                 rows,
                 message.clone(),
             );
+            ctx.replan_on_spatial = true;
             match ctx.run(options.max_attempts).await? {
                 Committed::Done {
                     manifest,
@@ -559,7 +582,7 @@ impl Dataset {
         }
         Err(DatasetError::Conflict {
             reason: format!(
-                "assigned anchors kept colliding with concurrent appends after {MAX_REPLANS} plans"
+                "concurrent writers kept moving the tip under the batch (colliding assigned anchors or a new spatial index) through {MAX_REPLANS} plans"
             ),
         })
     }

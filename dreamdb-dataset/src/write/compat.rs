@@ -16,7 +16,7 @@ use dreamdb_protocol::objects::{TrackRoot, TrackState};
 use dreamdb_protocol::track::TrackValue;
 
 /// Whether `TrackState` stores `stats` and `last_anchor`.
-pub(crate) const TRACK_META: bool = false;
+pub(crate) const TRACK_META: bool = true;
 
 /// Where a cell run's raw f32 rows are: a byte range of the field's
 /// `vector-storage` object.
@@ -31,13 +31,13 @@ pub struct RawRows {
 }
 
 /// The track's `cell-stats` object, if the state records one.
-pub(crate) fn stats_of(_state: &TrackState) -> Option<ContentHash> {
-    None
+pub(crate) fn stats_of(state: &TrackState) -> Option<ContentHash> {
+    state.stats
 }
 
 /// The track's last anchor, if the state records it.
-pub(crate) fn last_anchor_of(_state: &TrackState) -> Option<u64> {
-    None
+pub(crate) fn last_anchor_of(state: &TrackState) -> Option<u64> {
+    state.last_anchor
 }
 
 /// A track state.
@@ -45,13 +45,15 @@ pub(crate) fn track_state(
     root: TrackRoot,
     spatial_index: Option<ContentHash>,
     compressor: Option<ContentHash>,
-    _stats: Option<ContentHash>,
-    _last_anchor: Option<u64>,
+    stats: Option<ContentHash>,
+    last_anchor: Option<u64>,
 ) -> TrackState {
     TrackState {
         root,
         spatial_index,
         compressor,
+        stats,
+        last_anchor,
     }
 }
 

@@ -349,11 +349,9 @@ impl Repo {
             let (new_root, _) = self.track.apply(&root, fc.changes.iter().copied()).await?;
             draft.tracks.insert(
                 field.clone(),
-                TrackState {
-                    root: roots::to_stored(&new_root)?,
-                    spatial_index,
-                    compressor,
-                },
+                // Generic changes: the track's stats and last anchor are
+                // not recomputed here, so they are dropped.
+                TrackState::new(roots::to_stored(&new_root)?, spatial_index, compressor),
             );
         }
         if !changes.tombstones.is_empty() {

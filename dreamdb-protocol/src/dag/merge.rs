@@ -399,11 +399,11 @@ impl Repo {
         }
         // A side without the field holds no entries of it and changed
         // nothing of its index: an empty track under the base's index.
-        let absent = TrackState {
-            root: roots::to_stored(&TrackRoot::empty())?,
-            spatial_index: base.and_then(|b| b.spatial_index),
-            compressor: base.and_then(|b| b.compressor),
-        };
+        let absent = TrackState::new(
+            roots::to_stored(&TrackRoot::empty())?,
+            base.and_then(|b| b.spatial_index),
+            base.and_then(|b| b.compressor),
+        );
         let o = ours.unwrap_or(&absent);
         let t = theirs.unwrap_or(&absent);
         let b_root = match base {
@@ -457,11 +457,13 @@ impl Repo {
         if ours.is_none() && root.is_empty() {
             return Ok(None);
         }
-        Ok(Some(TrackState {
-            root: roots::to_stored(&root)?,
+        // Both sides changed the track: their stats and last anchors no
+        // longer describe it, and readers count entries instead.
+        Ok(Some(TrackState::new(
+            roots::to_stored(&root)?,
             spatial_index,
             compressor,
-        }))
+        )))
     }
 
     /// Checks that the cell-order entries added between `base` and `side`

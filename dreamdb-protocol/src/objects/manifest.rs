@@ -35,6 +35,32 @@ pub struct TrackState {
     /// The vector compressor of a compressed embedding track.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compressor: Option<ContentHash>,
+    /// The `cell-stats` object counting this track's records and runs per
+    /// cell (embedding tracks; absent = not recorded, count the entries).
+    /// Writers that change the track without recomputing it drop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ContentHash>,
+    /// The largest anchor with an entry in this track (absent = not
+    /// recorded, descend the anchor-order entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_anchor: Option<u64>,
+}
+
+impl TrackState {
+    /// A state with no recorded stats or last anchor.
+    pub fn new(
+        root: TrackRoot,
+        spatial_index: Option<ContentHash>,
+        compressor: Option<ContentHash>,
+    ) -> Self {
+        TrackState {
+            root,
+            spatial_index,
+            compressor,
+            stats: None,
+            last_anchor: None,
+        }
+    }
 }
 
 /// One version of a dataset.

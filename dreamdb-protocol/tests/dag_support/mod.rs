@@ -427,6 +427,8 @@ pub async fn set_spatial_index(
                     root: stored,
                     spatial_index: Some(si),
                     compressor: None,
+                    stats: None,
+                    last_anchor: None,
                 },
             );
             Ok(draft)

@@ -85,6 +85,8 @@ pub fn manifest() -> Manifest {
             },
             spatial_index: Some(h("si")),
             compressor: Some(h("vc")),
+            stats: None,
+            last_anchor: None,
         },
     );
     tracks.insert(
@@ -104,6 +106,8 @@ pub fn manifest() -> Manifest {
             },
             spatial_index: None,
             compressor: None,
+            stats: None,
+            last_anchor: None,
         },
     );
     let mut registry = BTreeMap::new();
