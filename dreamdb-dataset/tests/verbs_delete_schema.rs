@@ -11,6 +11,7 @@ use dreamdb_connector::memory::MemoryConnector;
 use dreamdb_connector::Connector;
 use dreamdb_dataset::batch::ScalarColumn;
 use dreamdb_dataset::dataset::{MergeKind, MergeStrategy, OpenOptions, Version};
+use dreamdb_dataset::read::Value;
 use dreamdb_dataset::schema::{EmbeddingField, ScalarType, SchemaBuilder};
 use dreamdb_dataset::write::AppendOptions;
 use dreamdb_dataset::Dataset;
@@ -150,6 +151,14 @@ async fn layers_add_fields_to_existing_records_on_a_branch() {
         }
     );
     assert_eq!(sweep.records().await.unwrap(), 40, "no record added");
+    // A record the layer skipped still exists: asking only for the layer
+    // gives it with a null, not "no record".
+    let skipped = r.anchors[1];
+    let rec = sweep.get(skipped, Some(&["loss"])).await.unwrap().unwrap();
+    assert_eq!(rec.fields["loss"], Value::Null);
+    let with = sweep.get(picked[1], Some(&["loss"])).await.unwrap().unwrap();
+    assert_eq!(with.fields["loss"], Value::F64((picked[1] % 97) as f64));
+    assert!(sweep.get(u64::MAX - 1, Some(&["loss"])).await.unwrap().is_none());
     // An embedding layer, trained on the given vectors.
     let vectors = clustered(5, 40, 8, 4);
     let e = sweep

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use super::fetch::{anchor_runs, fetch_by_anchors, AnchorLocator, FieldReader, ReadCounter};
-use super::{resolve_fields, Record, Tombstones, Value};
+use super::{resolve_fields, FieldKind, Record, Tombstones, Value};
 use crate::{DatasetError, Snapshot};
 
 /// The record at `anchor` with the values of `fields` (`None` = every
 /// readable field; `Some(&[])` = only whether the record exists), or
 /// `None` when no field has a record there or it is deleted (tombstoned).
+/// A record that exists but has none of the asked fields (a layer not
+/// written for it, a nullable field absent) is returned with those fields
+/// `Null`: existence is then checked on the other fields.
 ///
 /// Cost per field: a scan of the track's anchor-order entries whose first
 /// anchor is ≤ `anchor` (index pages, cached; runs may overlap when anchors
@@ -36,8 +39,42 @@ pub async fn get(
     } else {
         (wanted, true)
     };
+    let asked: Vec<String> = probe.iter().map(|(name, _)| name.clone()).collect();
+    let results = probe_fields(snapshot, anchor, probe, with_values).await?;
+    if !results.iter().any(|(_, _, present)| *present) {
+        if !with_values {
+            return Ok(None);
+        }
+        let others: Vec<_> = resolve_fields(snapshot, None)?
+            .into_iter()
+            .filter(|(name, _)| !asked.contains(name))
+            .collect();
+        let exists = probe_fields(snapshot, anchor, others, false)
+            .await?
+            .iter()
+            .any(|(_, _, present)| *present);
+        if !exists {
+            return Ok(None);
+        }
+    }
+    let fields: BTreeMap<String, Value> = if with_values {
+        results.into_iter().map(|(n, v, _)| (n, v)).collect()
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Some(Record { anchor, fields }))
+}
+
+/// Each field's value at `anchor` (when `with_values`) and whether it has
+/// a record there.
+async fn probe_fields(
+    snapshot: &Snapshot,
+    anchor: u64,
+    fields: Vec<(String, FieldKind)>,
+    with_values: bool,
+) -> Result<Vec<(String, Value, bool)>, DatasetError> {
     let counter = Arc::new(ReadCounter::default());
-    let results: Vec<(String, Value, bool)> = futures::stream::iter(probe)
+    futures::stream::iter(fields)
         .map(|(name, kind)| {
             let counter = counter.clone();
             async move {
@@ -52,14 +89,5 @@ pub async fn get(
         })
         .buffered(4)
         .try_collect()
-        .await?;
-    if !results.iter().any(|(_, _, present)| *present) {
-        return Ok(None);
-    }
-    let fields: BTreeMap<String, Value> = if with_values {
-        results.into_iter().map(|(n, v, _)| (n, v)).collect()
-    } else {
-        BTreeMap::new()
-    };
-    Ok(Some(Record { anchor, fields }))
+        .await
 }
