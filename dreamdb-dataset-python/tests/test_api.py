@@ -313,6 +313,8 @@ def test_scalar_layer_adds_a_field_to_existing_records(small: vd.Dataset) -> Non
     assert rec is not None and rec["quality"] == pytest.approx(idx[3] / 100.0)
     later = small.get(int(t.column("_anchor")[50].as_py()), fields=["idx", "quality"])
     assert later is not None and later["idx"] == 50 and later.get("quality") is None
+    only = small.get(int(t.column("_anchor")[50].as_py()), fields=["quality"])
+    assert only is not None and only["quality"] is None  # the record exists; the layer skipped it
     assert small.to_table(["quality"]).column("quality").null_count in (0, 90)
     with pytest.raises(vd.InvalidInputError):
         small.add_scalar_layer("other", "float", [123456789], [1.0])
