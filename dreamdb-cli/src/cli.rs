@@ -95,6 +95,30 @@ pub enum Verb {
     /// Compare sweep branches by a metric.
     #[command(name = "sweep-summarize", after_help = EXIT_STATUS)]
     SweepSummarize(SweepSummarizeArgs),
+    /// Create the dataset with a schema (JSON file or field flags).
+    #[command(after_help = EXIT_STATUS)]
+    Create(crate::cmd_schema::CreateArgs),
+    /// Append records from .npy, .fvecs, Parquet or Arrow IPC files.
+    #[command(after_help = EXIT_STATUS)]
+    Import(crate::cmd_import::ImportArgs),
+    /// Write one version's records to an Arrow IPC or Parquet file.
+    #[command(after_help = EXIT_STATUS)]
+    Export(crate::cmd_export::ExportArgs),
+    /// Top-k nearest records to a vector (with an optional scalar filter).
+    #[command(after_help = EXIT_STATUS)]
+    Query(crate::cmd_data::QueryArgs),
+    /// One record by anchor.
+    #[command(after_help = EXIT_STATUS)]
+    Get(crate::cmd_data::GetArgs),
+    /// Delete records by anchor (tombstones; one CAS).
+    #[command(after_help = EXIT_STATUS)]
+    Delete(crate::cmd_data::DeleteArgs),
+    /// One field across versions: summary per version, wide table to a file.
+    #[command(name = "compare-refs", after_help = EXIT_STATUS)]
+    CompareRefs(crate::cmd_data::CompareRefsArgs),
+    /// Replace the schema by a forward-compatible evolution of it.
+    #[command(name = "schema-update", after_help = EXIT_STATUS)]
+    SchemaUpdate(crate::cmd_schema::SchemaUpdateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -324,5 +348,13 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Verb::MergeMany(args) => cmd_refs::merge_many(&ctx, args).await,
         Verb::SweepInit(args) => cmd_sweep::init(&ctx, args).await,
         Verb::SweepSummarize(args) => cmd_sweep::summarize(&ctx, args).await,
+        Verb::Create(args) => crate::cmd_schema::create(&ctx, args).await,
+        Verb::Import(args) => crate::cmd_import::import(&ctx, args).await,
+        Verb::Export(args) => crate::cmd_export::export(&ctx, args).await,
+        Verb::Query(args) => crate::cmd_data::query(&ctx, args).await,
+        Verb::Get(args) => crate::cmd_data::get(&ctx, args).await,
+        Verb::Delete(args) => crate::cmd_data::delete(&ctx, args).await,
+        Verb::CompareRefs(args) => crate::cmd_data::compare(&ctx, args).await,
+        Verb::SchemaUpdate(args) => crate::cmd_schema::schema_update(&ctx, args).await,
     }
 }

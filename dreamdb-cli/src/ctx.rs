@@ -16,6 +16,8 @@ use crate::out::Out;
 /// What every verb gets.
 pub struct Ctx {
     pub connector: Arc<dyn Connector>,
+    /// The backend URL as given (for SDK handles opened on `connector`).
+    pub backend: String,
     pub dataset: String,
     pub out: Out,
 }
@@ -35,6 +37,7 @@ impl Ctx {
         let connector = dreamdb_connector_http::connect(backend).await?;
         Ok(Ctx {
             connector,
+            backend: backend.to_owned(),
             dataset: dataset.to_owned(),
             out,
         })

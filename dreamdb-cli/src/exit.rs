@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use dreamdb_connector::ConnectorError;
+use dreamdb_dataset::DatasetError;
 use dreamdb_protocol::dag::DagError;
 use dreamdb_protocol::maintenance::MaintenanceError;
 
@@ -101,6 +102,25 @@ impl From<ConnectorError> for CliError {
         CliError {
             code: ERROR,
             class: "backend".to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The SDK's errors: bad input, a refused schema change or a missing
+/// record or version is an error (1); a name already taken, a lost race or
+/// a merge conflict is a conflict (3); writing through a pinned version is
+/// usage (2). The class is the SDK's `kind()`.
+impl From<DatasetError> for CliError {
+    fn from(e: DatasetError) -> Self {
+        let code = match &e {
+            DatasetError::AlreadyExists { .. } | DatasetError::Conflict { .. } => CONFLICT,
+            DatasetError::ReadOnly { .. } => USAGE,
+            _ => ERROR,
+        };
+        CliError {
+            code,
+            class: e.kind().to_owned(),
             message: e.to_string(),
         }
     }

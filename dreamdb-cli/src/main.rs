@@ -1,5 +1,5 @@
-//! The `dreamdb` command: history and maintenance verbs for people, cron
-//! and k8s (the operator API of seeds/000, Layer 3).
+//! The `dreamdb` command: data, history and maintenance verbs for people,
+//! cron and k8s (the operator API of seeds/000, Layer 3).
 //!
 //! One shell command per step, a documented exit status (see
 //! [`exit::EXIT_STATUS`]), a machine-readable report on stdout with
@@ -9,15 +9,21 @@
 //!
 //! Module map: `cli` (the clap definitions), `exit` (errors and exit
 //! status), `out` (JSON / human output, progress), `ctx` (backend, repo,
-//! resolving versions), `cmd_*` (the verbs).
+//! resolving versions), `cmd_*` (the verbs; the data verbs build on the
+//! `dreamdb-dataset` SDK), `import_read` (import file readers).
 
 mod cli;
+mod cmd_data;
+mod cmd_export;
 mod cmd_history;
+mod cmd_import;
 mod cmd_maintenance;
 mod cmd_refs;
+mod cmd_schema;
 mod cmd_sweep;
 mod ctx;
 mod exit;
+mod import_read;
 mod out;
 
 use std::process::ExitCode;

@@ -13,17 +13,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Verbs templates may use before the binary ships them (data and spatial
-/// verbs; see the README's "Not in this binary yet").
+/// Verbs templates may use before the binary ships them (spatial
+/// maintenance verbs; see the README's "Not in this binary yet").
 const PENDING: &[&str] = &[
-    "create",
-    "import",
-    "export",
-    "query",
-    "get",
-    "delete",
-    "compare-refs",
-    "schema-update",
     "compact",
     "rebuild-ivf",
     "publish-rabitq",
