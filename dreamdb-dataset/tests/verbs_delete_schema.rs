@@ -156,9 +156,17 @@ async fn layers_add_fields_to_existing_records_on_a_branch() {
     let skipped = r.anchors[1];
     let rec = sweep.get(skipped, Some(&["loss"])).await.unwrap().unwrap();
     assert_eq!(rec.fields["loss"], Value::Null);
-    let with = sweep.get(picked[1], Some(&["loss"])).await.unwrap().unwrap();
+    let with = sweep
+        .get(picked[1], Some(&["loss"]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(with.fields["loss"], Value::F64((picked[1] % 97) as f64));
-    assert!(sweep.get(u64::MAX - 1, Some(&["loss"])).await.unwrap().is_none());
+    assert!(sweep
+        .get(u64::MAX - 1, Some(&["loss"]))
+        .await
+        .unwrap()
+        .is_none());
     // An embedding layer, trained on the given vectors.
     let vectors = clustered(5, 40, 8, 4);
     let e = sweep

@@ -1,0 +1,264 @@
+//! Reliability of the `dreamdb` binary on datasets written by the SDK
+//! (issue 11, items 3–5):
+//!
+//! - credentials: no run against the S3-compatible server — right secret
+//!   or wrong, plain or `--json`, succeeding or failing — prints the
+//!   secret on stdout or stderr; a wrong secret is a clear auth error,
+//!   exit 1 (needs `DREAMDB_TEST_S3_URL` and the `AWS_*` variables; FAILS
+//!   without them);
+//! - corruption: `verify` exits 4 and lists every damaged segment (spatial
+//!   bucket, vector storage, blob and scalar segments);
+//! - crashes: `gc` SIGKILLed at random points, `DREAMDB_CLI_GC_KILLS`
+//!   times (default 8); afterwards the data is whole and a completed `gc`
+//!   leaves `verify` clean.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+#[path = "../../dreamdb-dataset/tests/reliability_support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{code, json, run, run_env, stderr, stdout, DATASET};
+use dreamdb_dataset::dataset::{CreateOptions, OpenOptions};
+use dreamdb_dataset::Dataset;
+use support::{batch, check_batches, schema, Ack, Rng};
+
+const ROWS: usize = 24;
+const BLOB: usize = 300;
+
+fn rows_of(_w: u64, _i: u64) -> usize {
+    ROWS
+}
+
+fn blob_of(_w: u64, _i: u64) -> usize {
+    BLOB
+}
+
+/// Creates dataset `cli` at `url` with `n` appends; returns their acks.
+async fn dataset(url: &str, n: u64) -> Vec<Ack> {
+    let ds = Dataset::create(url, DATASET, schema(), CreateOptions::default())
+        .await
+        .unwrap();
+    append(&ds, 0, n).await
+}
+
+async fn append(ds: &Dataset, from: u64, to: u64) -> Vec<Ack> {
+    let mut acks = Vec::new();
+    for i in from..to {
+        let r = ds.append_many(batch(1, i, ROWS, BLOB)).await.unwrap();
+        acks.push(Ack {
+            w: 1,
+            i,
+            first: r.anchors[0],
+        });
+    }
+    acks
+}
+
+// ----- credentials -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_appear_in_cli_output() {
+    let url = support::s3_url("cli-secrets");
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY")
+        .expect("AWS_SECRET_ACCESS_KEY is not set: run `eval \"$(scripts/s3-server env)\"`");
+    assert!(secret.len() >= 8, "a real secret");
+    dataset(&url, 2).await;
+    let wrong = format!("{}WRONG/+x", &secret[..secret.len() / 2]);
+    let verbs: [&[&str]; 5] = [
+        &["verify"],
+        &["log"],
+        &["refs"],
+        &["gc", "--dry-run", "--keep-manifests", "1", "--grace", "1h"],
+        &["inspect", "main"],
+    ];
+    let mut runs = 0;
+    for verb in verbs {
+        for as_json in [false, true] {
+            let mut args: Vec<&str> = Vec::new();
+            if as_json {
+                args.push("--json");
+            }
+            args.extend_from_slice(verb);
+            // Right secret: succeeds (or fails for its own reasons) and
+            // never prints it.
+            let ok = run(&url, &args);
+            let wrong_run = run_env(&url, &args, &[("AWS_SECRET_ACCESS_KEY", wrong.as_str())]);
+            runs += 2;
+            for (label, out) in [("right", &ok), ("wrong", &wrong_run)] {
+                let all = format!("{}{}", stdout(out), stderr(out));
+                assert!(
+                    !all.contains(&secret),
+                    "{verb:?} ({label} secret, json={as_json}) printed the secret"
+                );
+                assert!(
+                    !all.contains(&wrong),
+                    "{verb:?} ({label} secret, json={as_json}) printed the wrong secret"
+                );
+                assert!(
+                    !all.contains(&secret[..secret.len() / 2]),
+                    "{verb:?} ({label}) printed part of the secret"
+                );
+            }
+            if verb[0] != "inspect" {
+                assert_eq!(code(&ok), 0, "{verb:?}: {}", stderr(&ok));
+            }
+            assert_eq!(
+                code(&wrong_run),
+                1,
+                "{verb:?} with a wrong secret: {}{}",
+                stdout(&wrong_run),
+                stderr(&wrong_run)
+            );
+            let text = format!("{}{}", stdout(&wrong_run), stderr(&wrong_run)).to_lowercase();
+            assert!(
+                text.contains("auth")
+                    || text.contains("signature")
+                    || text.contains("credential")
+                    || text.contains("403")
+                    || text.contains("denied"),
+                "{verb:?}: the wrong-secret error does not say what is wrong: {text}"
+            );
+            if as_json {
+                let v: serde_json::Value = serde_json::from_slice(&wrong_run.stdout)
+                    .unwrap_or_else(|e| panic!("{verb:?}: not JSON ({e}): {}", stdout(&wrong_run)));
+                assert_eq!(v["exit"], 1, "{v}");
+            }
+        }
+    }
+    println!("credentials: {runs} CLI runs (right and wrong secret, plain and --json): no secret printed");
+}
+
+// ----- corruption -----
+
+/// Object files under `root/objects` of the given kinds.
+fn objects_of_kinds(root: &Path, kinds: &[&str]) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for fan in std::fs::read_dir(root.join("objects")).unwrap() {
+        for obj in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            let path = obj.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let kind = dreamdb_core::cbor::decode_value(&bytes)
+                .ok()
+                .and_then(|v| {
+                    v.as_map()?.iter().find_map(|(k, v)| {
+                        (k.as_text() == Some("kind")).then(|| v.as_text().map(str::to_owned))?
+                    })
+                })
+                .unwrap_or_default();
+            if kinds.contains(&kind.as_str()) {
+                out.push((path, kind));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exits_4_listing_every_damaged_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().to_str().unwrap().to_owned();
+    dataset(&url, 2).await;
+    let clean = json(&url, &["verify"], 0);
+    assert_eq!(clean["clean"], true);
+    let kinds = [
+        "spatial-bucket",
+        "vector-storage",
+        "blob-segment",
+        "scalar-bucket",
+    ];
+    let mut damaged = Vec::new();
+    for kind in kinds {
+        // One object of each kind: flip a byte in its middle.
+        let (path, _) = objects_of_kinds(dir.path(), &[kind])
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {kind}"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        std::fs::write(&path, bytes).unwrap();
+        damaged.push(path.file_name().unwrap().to_str().unwrap().to_owned());
+    }
+    let report = json(&url, &["verify"], 4);
+    assert_eq!(report["clean"], false);
+    let bad: Vec<String> = report["bad"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["hash"].as_str().unwrap().to_owned())
+        .collect();
+    for hash in &damaged {
+        assert!(bad.contains(hash), "verify does not list {hash}: {bad:?}");
+    }
+    let plain = run(&url, &["verify"]);
+    assert_eq!(code(&plain), 4, "{}", stderr(&plain));
+    let text = format!("{}{}", stdout(&plain), stderr(&plain));
+    for hash in &damaged {
+        assert!(
+            text.contains(hash.as_str()),
+            "plain verify does not name {hash}"
+        );
+    }
+    println!(
+        "verify: {} damaged segments, exit 4, all listed",
+        damaged.len()
+    );
+}
+
+// ----- crashes -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_cli_gc() {
+    let kills = support::env_u64("DREAMDB_CLI_GC_KILLS", 8);
+    let mut rng = Rng::new(support::seed(0x00c1_196c));
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().to_str().unwrap().to_owned();
+    let mut acks = dataset(&url, 4).await;
+    let ds = Dataset::open(&url, DATASET, OpenOptions::default())
+        .await
+        .unwrap();
+    let mut dirty = 0;
+    for k in 0..kills {
+        // New garbage each round: older versions, for a tips-only GC.
+        let next = acks.len() as u64;
+        acks.extend(append(&ds, next, next + 2).await);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
+            .env_remove("DREAMDB_BACKEND")
+            .env_remove("DREAMDB_DATASET")
+            .args(["--backend", &url, "--dataset", DATASET])
+            .args(["gc", "--keep-manifests", "1", "--grace", "0s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.range(2, 60)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The data is whole right after the kill.
+        let cold = Dataset::open(&url, DATASET, OpenOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
+        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+        let after_kill = run(&url, &["--json", "verify"]);
+        if code(&after_kill) != 0 {
+            // An interrupted sweep (see reliability_faults::
+            // an_interrupted_gc_leaves_verify_clean).
+            assert_eq!(code(&after_kill), 4, "{}", stderr(&after_kill));
+            dirty += 1;
+        }
+        // A completed GC leaves everything clean.
+        json(&url, &["gc", "--keep-manifests", "1", "--grace", "0s"], 0);
+        let clean = json(&url, &["verify"], 0);
+        assert_eq!(clean["clean"], true, "kill {k}");
+        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+    }
+    println!(
+        "CLI gc: {kills} SIGKILLs survived, {} appends whole; {dirty} interrupted states verify-unclean until the next gc",
+        acks.len()
+    );
+}
