@@ -406,7 +406,7 @@ async fn gc_with_grace_keeps_an_in_flight_writers_objects() {
     );
 }
 
-/// BUG (reported): one long-lived session appending beside a GC loop
+/// Fixed (was a bug): one long-lived session appending beside a GC loop
 /// (tips only, 2 s grace; every append takes well under 2 s) publishes
 /// tips naming index pages GC deleted: `verify` reports leaf pages
 /// missing under a level-1 page of the tip (seen in every run of
@@ -417,7 +417,6 @@ async fn gc_with_grace_keeps_an_in_flight_writers_objects() {
 /// modification time is not refreshed; spec/0006 §3 allows skipping only
 /// objects reachable from the base, and GC deletes an old unreachable one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a long-lived session beside GC publishes pages GC deleted (dreamdb-protocol/src/store/mod.rs put_hashed known-object skip)"]
 async fn a_long_lived_session_beside_gc_keeps_its_tip_whole() {
     let dir = tempfile::tempdir().unwrap();
     let (url, seed_ack) = create(dir.path()).await;

@@ -297,7 +297,7 @@ async fn gc_survives_every_single_fault() {
     every_call_fails_once(Op::Gc, false).await;
 }
 
-/// BUG (reported): a GC whose sweep is interrupted (a failed DELETE)
+/// Fixed (was a bug): a GC whose sweep is interrupted (a failed DELETE)
 /// leaves a stored, unretained Manifest whose objects it already deleted;
 /// `verify` walks history, reaches that Manifest and reports them missing
 /// until a GC completes. The sweep order is the cause
@@ -305,7 +305,6 @@ async fn gc_survives_every_single_fault() {
 /// then pages — before what they reference, or have verify skip
 /// unretained history).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: an interrupted GC sweep leaves verify unclean until the next GC (dreamdb-protocol/src/maintenance/gc.rs sweep order)"]
 async fn an_interrupted_gc_leaves_verify_clean() {
     every_call_fails_once(Op::Gc, true).await;
 }

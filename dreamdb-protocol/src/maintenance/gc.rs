@@ -231,16 +231,25 @@ pub async fn gc(
     report.missing_parents.dedup();
     report.retained_manifests = retained.len() as u64;
 
-    // 3. Mark.
+    // 3. Mark. A parent of a marked Manifest that is younger than the grace
+    // period is kept whole (marked like a retained one): GC keeps it for
+    // its age anyway, and a kept Manifest missing pages is damage to
+    // `verify` and to time travel. The first parent on each chain that is
+    // old enough to go is a cut point, deleted before anything else (§4).
+    let horizon = options
+        .now_unix_nanos
+        .saturating_sub(options.grace.as_nanos());
     let mut marked: HashSet<ContentHash> = retained_set;
+    let mut cut_points: Vec<(ContentHash, ObjectKey, u64)> = Vec::new();
+    let mut parents_seen: HashSet<ContentHash> = HashSet::new();
     let mut frontier = retained;
     while !frontier.is_empty() {
-        let results: Vec<(ContentHash, Result<Vec<ContentHash>, StoreError>)> =
+        let results: Vec<(ContentHash, Result<LinksOf, StoreError>)> =
             futures::stream::iter(frontier)
                 .map(|hash| {
                     let store = &store;
                     async move {
-                        let links = store.get_value(&hash).await.map(|v| split_links(&v).0);
+                        let links = store.get_value(&hash).await.map(|v| split_links(&v));
                         (hash, links)
                     }
                 })
@@ -250,10 +259,33 @@ pub async fn gc(
         let mut next = Vec::new();
         for (hash, result) in results {
             match result {
-                Ok(links) => {
+                Ok((links, parents)) => {
                     for link in links {
                         if marked.insert(link) {
                             next.push(link);
+                        }
+                    }
+                    for parent in parents {
+                        if marked.contains(&parent) || !parents_seen.insert(parent) {
+                            continue;
+                        }
+                        let key = crate::store::object_key(&parent)
+                            .map_err(|e| MaintenanceError::connector("objects/", e.into()))?;
+                        let meta = connector
+                            .head_opt(&key)
+                            .await
+                            .map_err(|e| MaintenanceError::connector(key.as_str(), e))?;
+                        let size = meta.as_ref().map_or(0, |m| m.size);
+                        match meta.and_then(|m| m.last_modified.map(unix_nanos)) {
+                            Some(modified) if modified >= horizon => {
+                                // Not marked yet: checked above.
+                                marked.insert(parent);
+                                next.push(parent);
+                            }
+                            Some(_) => cut_points.push((parent, key, size)),
+                            // Gone already (history cut earlier), or of
+                            // unknown age (the sweep keeps it).
+                            None => {}
                         }
                     }
                 }
@@ -272,10 +304,28 @@ pub async fn gc(
         return Err(MaintenanceError::Damaged { problems: damaged });
     }
 
-    // 4. Sweep.
-    let horizon = options
-        .now_unix_nanos
-        .saturating_sub(options.grace.as_nanos());
+    // 4. Cut history first: the old parents of kept Manifests go before
+    // any object they reach, so a sweep interrupted at any point leaves
+    // every Manifest still reachable through parents whole.
+    cut_points.retain(|(hash, key, _)| {
+        !marked.contains(hash)
+            && shard_dirs
+                .iter()
+                .any(|d| key.as_str().starts_with(d.as_str()))
+    });
+    cut_points.sort();
+    let mut cut_deleted: HashSet<ContentHash> = HashSet::new();
+    if !options.dry_run {
+        for (hash, key, size) in &cut_points {
+            if let Outcome::Deleted = delete_if_old(connector.as_ref(), key, horizon).await? {
+                cut_deleted.insert(*hash);
+                report.deleted.push(*hash);
+                report.bytes_deleted += size;
+            }
+        }
+    }
+
+    // 5. Sweep.
     let mut candidates: Vec<(ContentHash, ObjectKey, u64)> = Vec::new();
     for dir in &shard_dirs {
         let prefix = KeyPrefix::new(dir.as_str())
@@ -296,6 +346,9 @@ pub async fn gc(
             };
             if marked.contains(&hash) {
                 continue;
+            }
+            if cut_deleted.contains(&hash) {
+                continue; // deleted above, listed by an eventually consistent LIST
             }
             match meta.last_modified.map(unix_nanos) {
                 None => report.kept_unknown_age += 1,
@@ -340,6 +393,9 @@ pub async fn gc(
     report.deleted.sort();
     Ok(report)
 }
+
+/// An object's links: its own, and a Manifest's parents.
+type LinksOf = (Vec<ContentHash>, Vec<ContentHash>);
 
 enum Outcome {
     Deleted,

@@ -11,16 +11,21 @@
 //!
 //! Because objects never change, an [`ObjectStore`] keeps a session cache
 //! of objects it has read or written, bounded in bytes and shared by every
-//! clone, so warm reads cost no I/O; it also remembers which objects it
-//! knows to exist, so writing the same object twice costs one PUT.
+//! clone, so warm reads cost no I/O. It also remembers which objects it
+//! wrote in the last [`WRITE_MEMORY`], so writing the same object twice in
+//! one operation costs one PUT. That memory is short on purpose: knowing
+//! an object once existed is no proof that GC kept it (spec/0006 §4), so an
+//! older write, or an object merely read, is written again — which also
+//! refreshes its age for GC's grace period.
 
 mod cache;
 mod error;
 mod links;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dreamdb_connector::{ByteRange, Connector, ConnectorExt, KeyError, ObjectKey, PutMode};
@@ -43,8 +48,13 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 pub const DEFAULT_PUT_CONCURRENCY: usize = 16;
 
 /// How many hashes the "known to exist" set remembers before it starts
-/// over (32 MiB of hashes at most).
+/// over (64 MiB of entries at most).
 const KNOWN_MAX: usize = 1 << 20;
+
+/// How long a write of this session lets a later write of the same object
+/// be skipped. GC's grace period must exceed the longest write plus this
+/// (spec/0006 §4).
+pub const WRITE_MEMORY: Duration = Duration::from_secs(60);
 
 /// The storage key of the object named `hash`:
 /// `objects/<first two hex digits of the digest>/<66-hex text form>`.
@@ -92,7 +102,9 @@ struct Counters {
 struct Inner {
     connector: Arc<dyn Connector>,
     cache: Mutex<ByteLru>,
-    known: Mutex<HashSet<ContentHash>>,
+    /// Objects known to exist, with when this session wrote them (`None`:
+    /// read or found, never a reason to skip a write).
+    known: Mutex<HashMap<ContentHash, Option<Instant>>>,
     concurrency: usize,
     counters: Counters,
 }
@@ -131,7 +143,7 @@ impl ObjectStore {
             inner: Arc::new(Inner {
                 connector,
                 cache: Mutex::new(ByteLru::new(cache_bytes)),
-                known: Mutex::new(HashSet::new()),
+                known: Mutex::new(HashMap::new()),
                 concurrency: concurrency.max(1),
                 counters: Counters::default(),
             }),
@@ -165,16 +177,32 @@ impl ObjectStore {
         })
     }
 
-    fn remember(&self, hash: ContentHash) {
+    /// Records that `hash` exists; `written` when this session just wrote
+    /// it (a read never upgrades an entry to "written", nor downgrades it).
+    fn remember(&self, hash: ContentHash, written: bool) {
         let mut known = lock(&self.inner.known);
         if known.len() >= KNOWN_MAX {
             known.clear();
         }
-        known.insert(hash);
+        let stamp = written.then(Instant::now);
+        let entry = known.entry(hash).or_insert(None);
+        if stamp.is_some() {
+            *entry = stamp;
+        }
     }
 
+    /// Whether this session wrote `hash` within [`WRITE_MEMORY`].
+    fn written_recently(&self, hash: &ContentHash) -> bool {
+        lock(&self.inner.known)
+            .get(hash)
+            .copied()
+            .flatten()
+            .is_some_and(|at| at.elapsed() < WRITE_MEMORY)
+    }
+
+    /// Whether `hash` is known to exist (written, read or found).
     fn is_known(&self, hash: &ContentHash) -> bool {
-        lock(&self.inner.known).contains(hash) || lock(&self.inner.cache).contains(hash)
+        lock(&self.inner.known).contains_key(hash) || lock(&self.inner.cache).contains(hash)
     }
 
     fn cache_insert(&self, hash: ContentHash, bytes: &Bytes) {
@@ -183,8 +211,8 @@ impl ObjectStore {
 
     /// Stores `bytes` under their hash and returns it. Content-addressed
     /// objects are written with [`PutMode::Overwrite`] (the bytes under a
-    /// key can only ever be these); a write this session already made, or
-    /// of an object it read, is skipped.
+    /// key can only ever be these); a write this session made within
+    /// [`WRITE_MEMORY`] is skipped, anything else is written (again).
     pub async fn put_bytes(&self, bytes: impl Into<Bytes>) -> Result<ContentHash, StoreError> {
         let bytes = bytes.into();
         let hash = ContentHash::of(&bytes);
@@ -199,7 +227,7 @@ impl ObjectStore {
         hash: ContentHash,
         bytes: Bytes,
     ) -> Result<(), StoreError> {
-        if self.is_known(&hash) {
+        if self.written_recently(&hash) {
             self.inner
                 .counters
                 .puts_skipped
@@ -221,7 +249,7 @@ impl ObjectStore {
             .put(&key, bytes.clone(), PutMode::Overwrite)
             .await
             .map_err(|e| StoreError::from_connector(hash, e))?;
-        self.remember(hash);
+        self.remember(hash, true);
         self.cache_insert(hash, &bytes);
         Ok(())
     }
@@ -289,7 +317,7 @@ impl ObjectStore {
                 reason: IntegrityReason::HashMismatch { actual },
             });
         }
-        self.remember(*hash);
+        self.remember(*hash, false);
         self.cache_insert(*hash, &found.bytes);
         Ok(found.bytes)
     }
@@ -401,7 +429,7 @@ impl ObjectStore {
             .await
             .map_err(|e| StoreError::from_connector(*hash, e))?;
         if found {
-            self.remember(*hash);
+            self.remember(*hash, false);
         }
         Ok(found)
     }
