@@ -528,6 +528,15 @@ fn blob_segment_rules() {
         "mime",
     );
     breaks(BlobSegment::build("image/png", []), "anchors-length");
+    let mut short_digests = blob_segment();
+    short_digests.digests.truncate(64);
+    breaks(short_digests, "digests");
+    let mut wrong_digest = blob_segment();
+    wrong_digest.digests[40] ^= 1;
+    breaks(wrong_digest, "digests");
+    let mut wrong_blob = blob_segment();
+    wrong_blob.payload[0] ^= 1;
+    breaks(wrong_blob, "digests");
 }
 
 #[test]

@@ -581,19 +581,23 @@ impl FieldReader {
         if positions.is_empty() {
             return Ok(ReadColumn::Blob(Vec::new()));
         }
-        // After the anchor table: "offsets" (text key, 8 bytes), the byte
-        // string head, the offsets (n + 1 u64 LE); then "payload", its
-        // head, the payload (the last field of a blob segment).
+        // After the anchor table: "digests" (text key, 8 bytes), the byte
+        // string head, 32 bytes per blob; "offsets", its head, the offsets
+        // (n + 1 u64 LE); then "payload", its head, the payload (the last
+        // field of a blob segment; canonical key order, spec/0007 §5).
         let n = u64::from(run.count);
+        let digests_len = 32 * n;
         let offsets_len = 8 * (n + 1);
+        let digests_key_len = 8 + head_len(digests_len);
         let key_len = 8 + head_len(offsets_len);
         let start = run.table_end();
+        let tables_len = digests_key_len + digests_len + key_len + offsets_len;
         let bytes = read_range(
             &self.snapshot,
             &self.counter,
             &run.segment,
             start,
-            start + key_len + offsets_len,
+            start + tables_len,
             None,
         )
         .await?;
@@ -601,14 +605,25 @@ impl FieldReader {
             bytes: &bytes,
             at: 0,
         };
+        cur.key("digests")?;
+        match cur.head()? {
+            (2, len) if len == digests_len => {}
+            _ => return Err(integrity("blob segment: unexpected digest table")),
+        }
+        let digests_at = cur.at;
+        cur.at += digests_len as usize;
         cur.key("offsets")?;
         match cur.head()? {
             (2, len) if len == offsets_len => {}
             _ => return Err(integrity("blob segment: unexpected offset table")),
         }
         let offsets = le_u64s(bytes.get(cur.at..).unwrap_or(&[]));
+        let digest_of = |p: usize| -> Option<[u8; 32]> {
+            let at = digests_at.checked_add(p.checked_mul(32)?)?;
+            bytes.get(at..at.checked_add(32)?)?.try_into().ok()
+        };
         let payload_len = offsets.last().copied().unwrap_or(0);
-        let payload_offset = start + key_len + offsets_len + 8 + head_len(payload_len);
+        let payload_offset = start + tables_len + 8 + head_len(payload_len);
         let mut wants = Vec::with_capacity(positions.len());
         for (idx, &p) in positions.iter().enumerate() {
             let (a, b) = match (offsets.get(p), offsets.get(p + 1)) {
@@ -622,6 +637,17 @@ impl FieldReader {
             });
         }
         let blobs = read_coalesced(&self.snapshot, &self.counter, &run.segment, wants).await?;
+        // Each blob against its digest: a damaged range is an error naming
+        // the segment, never a wrong blob.
+        for (blob, &p) in blobs.iter().zip(positions) {
+            let ok = digest_of(p).is_some_and(|d| ContentHash::of(blob).digest() == &d);
+            if !ok {
+                return Err(DatasetError::Integrity(format!(
+                    "blob segment {}: blob {p} does not match its digest (damaged object)",
+                    run.segment
+                )));
+            }
+        }
         Ok(ReadColumn::Blob(blobs.into_iter().map(Some).collect()))
     }
 

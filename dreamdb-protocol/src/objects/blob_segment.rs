@@ -2,9 +2,13 @@
 //!
 //! `anchors` (u64 LE, strictly ascending) says whose each blob is;
 //! `offsets` (u64 LE, one more than the blobs) delimits blob `i` as
-//! `payload[offsets[i] .. offsets[i + 1]]`. A reader fetches one blob by
-//! its absolute range ([`BlobSegment::blob_range`]) with one ranged GET.
+//! `payload[offsets[i] .. offsets[i + 1]]`; `digests` holds each blob's
+//! 32-byte BLAKE3 digest. A reader fetches one blob by its absolute range
+//! ([`BlobSegment::blob_range`]) with one ranged GET and checks it against
+//! its digest, so a damaged byte range is an integrity error even though
+//! the whole object's hash is not computed.
 
+use dreamdb_core::ContentHash;
 use serde::{Deserialize, Serialize};
 
 use super::common::{check_mime, le_u64s, u64_at, ByteRange};
@@ -23,6 +27,9 @@ pub struct BlobSegment {
     /// One anchor per blob, u64 LE, strictly ascending.
     #[serde(with = "serde_bytes")]
     pub anchors: Vec<u8>,
+    /// One BLAKE3 digest (32 bytes) per blob, in blob order.
+    #[serde(with = "serde_bytes")]
+    pub digests: Vec<u8>,
     /// Blob boundaries, u64 LE, `count + 1` of them: `0`, ..., payload length.
     #[serde(with = "serde_bytes")]
     pub offsets: Vec<u8>,
@@ -37,22 +44,29 @@ struct Header<'a> {
 }
 
 const ANCHORS_KEY: &str = "anchors";
+const DIGESTS_KEY: &str = "digests";
 const OFFSETS_KEY: &str = "offsets";
+
+/// Bytes of one blob's digest.
+pub const BLOB_DIGEST_LEN: usize = 32;
 
 impl BlobSegment {
     /// Builds a segment from `(anchor, blob)` pairs in anchor order.
     pub fn build<'a>(mime: &str, blobs: impl IntoIterator<Item = (u64, &'a [u8])>) -> BlobSegment {
         let mut anchors = Vec::new();
+        let mut digests = Vec::new();
         let mut offsets = vec![0u8; 8];
         let mut payload = Vec::new();
         for (anchor, blob) in blobs {
             anchors.extend_from_slice(&anchor.to_le_bytes());
+            digests.extend_from_slice(ContentHash::of(blob).digest());
             payload.extend_from_slice(blob);
             offsets.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         }
         BlobSegment {
             mime: mime.to_owned(),
             anchors,
+            digests,
             offsets,
             payload,
         }
@@ -97,6 +111,7 @@ impl BlobSegment {
                 (ANCHORS_KEY, self.anchors.len()),
                 (OFFSETS_KEY, self.offsets.len()),
                 (PAYLOAD_KEY, self.payload.len()),
+                (DIGESTS_KEY, self.digests.len()),
             ],
         )
     }
@@ -113,6 +128,20 @@ impl BlobSegment {
             offset: self.layout()?.blob_offset(0),
             len: self.anchors.len() as u64,
         })
+    }
+
+    /// Absolute byte range of the digest table.
+    pub fn digests_range(&self) -> Result<ByteRange, ObjectError> {
+        Ok(ByteRange {
+            offset: self.layout()?.blob_offset(3),
+            len: self.digests.len() as u64,
+        })
+    }
+
+    /// Blob `i`'s digest.
+    pub fn digest(&self, i: usize) -> Option<&[u8]> {
+        let at = i.checked_mul(BLOB_DIGEST_LEN)?;
+        self.digests.get(at..at.checked_add(BLOB_DIGEST_LEN)?)
     }
 
     /// Absolute byte range of the offset table.
@@ -184,6 +213,28 @@ impl ObjectKind for BlobSegment {
                 ),
             ));
         }
+        if self.digests.len() != anchors.len() * BLOB_DIGEST_LEN {
+            return Err(Invariant::new(
+                "digests",
+                format!(
+                    "{} blobs need {} digest bytes, found {}",
+                    anchors.len(),
+                    anchors.len() * BLOB_DIGEST_LEN,
+                    self.digests.len()
+                ),
+            ));
+        }
+        for i in 0..anchors.len() {
+            let (Some(blob), Some(digest)) = (self.blob(i), self.digest(i)) else {
+                return Err(Invariant::new("offsets", format!("blob {i} is out of range")));
+            };
+            if ContentHash::of(blob).digest()[..] != *digest {
+                return Err(Invariant::new(
+                    "digests",
+                    format!("blob {i}'s digest does not match its bytes"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -194,6 +245,7 @@ impl ObjectKind for BlobSegment {
                 (ANCHORS_KEY, &self.anchors),
                 (OFFSETS_KEY, &self.offsets),
                 (PAYLOAD_KEY, &self.payload),
+                (DIGESTS_KEY, &self.digests),
             ],
         )
     }
