@@ -119,6 +119,28 @@ pub enum Verb {
     /// Replace the schema by a forward-compatible evolution of it.
     #[command(name = "schema-update", after_help = EXIT_STATUS)]
     SchemaUpdate(crate::cmd_schema::SchemaUpdateArgs),
+    /// Rewrite fragmented cells into one run each and drop deleted records
+    /// (blob and scalar segments too), so a later gc reclaims their bytes.
+    #[command(after_help = EXIT_STATUS)]
+    Compact(crate::cmd_spatial::CompactArgs),
+    /// Retrain the IVF index from every record and re-dispatch everything
+    /// (raw vectors where kept, else decoded codes, flagged).
+    #[command(name = "rebuild-ivf", after_help = EXIT_STATUS)]
+    RebuildIvf(crate::cmd_spatial::RebuildIvfArgs),
+    /// Add RaBitQ compression to an embedding field or change its bits
+    /// (re-encodes every record from its raw vector).
+    #[command(name = "publish-rabitq", after_help = EXIT_STATUS)]
+    PublishRabitq(crate::cmd_spatial::PublishRabitqArgs),
+    /// Ada-IVF signals from the track's cell stats (never LIST): imbalance,
+    /// k, N, √N, over/under-populated cells, fragmentation, GC candidates;
+    /// --fail-above X exits 4 when the imbalance exceeds X.
+    #[command(name = "ada-ivf-status", after_help = EXIT_STATUS)]
+    AdaIvfStatus(crate::cmd_spatial::AdaIvfStatusArgs),
+    /// One Ada-IVF step: merge cold cells, split hot ones (k ≤ 2·√N), rewrite
+    /// only the changed cells; sharded with --shard/--of/--job-id workers
+    /// and --orchestrate to publish.
+    #[command(name = "ada-ivf-step", after_help = EXIT_STATUS)]
+    AdaIvfStep(crate::cmd_spatial::AdaIvfStepArgs),
 }
 
 #[derive(Debug, Args)]
@@ -356,5 +378,10 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Verb::Delete(args) => crate::cmd_data::delete(&ctx, args).await,
         Verb::CompareRefs(args) => crate::cmd_data::compare(&ctx, args).await,
         Verb::SchemaUpdate(args) => crate::cmd_schema::schema_update(&ctx, args).await,
+        Verb::Compact(args) => crate::cmd_spatial::compact(&ctx, args).await,
+        Verb::RebuildIvf(args) => crate::cmd_spatial::rebuild_ivf(&ctx, args).await,
+        Verb::PublishRabitq(args) => crate::cmd_spatial::publish_rabitq(&ctx, args).await,
+        Verb::AdaIvfStatus(args) => crate::cmd_spatial::ada_ivf_status(&ctx, args).await,
+        Verb::AdaIvfStep(args) => crate::cmd_spatial::ada_ivf_step(&ctx, args).await,
     }
 }

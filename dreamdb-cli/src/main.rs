@@ -20,6 +20,7 @@ mod cmd_import;
 mod cmd_maintenance;
 mod cmd_refs;
 mod cmd_schema;
+mod cmd_spatial;
 mod cmd_sweep;
 mod ctx;
 mod exit;

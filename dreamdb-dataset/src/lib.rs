@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod dataset;
 mod error;
+pub mod maintain;
 pub mod read;
 pub mod schema;
 pub mod snapshot;

@@ -15,7 +15,7 @@ use crate::DatasetError;
 use dreamdb_protocol::objects::TrackState;
 
 /// Records and runs per cell of one embedding track.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StatsData {
     pub(crate) counts: Vec<u32>,
     pub(crate) runs: Vec<u32>,
