@@ -12,6 +12,8 @@ use dreamdb_core::ContentHash;
 use dreamdb_protocol::spatial::bytes::{f32_to_bytes, u64_le};
 use dreamdb_protocol::spatial::lsh::{LshIndex, LshParams};
 use dreamdb_protocol::spatial::metric::{prepare, score_ref};
+use dreamdb_protocol::spatial::rabitq::quantised::QuantisedQuery;
+use dreamdb_protocol::spatial::rabitq::DEFAULT_EPSILON0;
 use dreamdb_protocol::spatial::{IvfIndex, IvfParams, Metric, RaBitQ, VectorCompressor};
 
 fn hex(bytes: &[u8]) -> String {
@@ -205,6 +207,50 @@ fn generate() -> String {
         out.push(&format!("rabitq-{bits}bit-{}", metric.name()), &f);
     }
 
+    // The quantised query of the fast estimator (spec 0010 §5.1): levels,
+    // scale, and each input's estimated distance and bound.
+    for (bits, metric) in [(1u8, Metric::L2), (4, Metric::Cosine)] {
+        let dim = 20u32;
+        let rq = RaBitQ::new(VectorCompressor::rabitq(bits, dim, 42, metric)).unwrap();
+        let inputs = normals(4 * dim as usize, 9);
+        let centroid = prepare(metric, &normals(dim as usize, 10), 0).unwrap();
+        let query = normals(dim as usize, 12);
+        let (codes, factors) = rq.encode_batch(&inputs, Some(&centroid)).unwrap();
+        let p = prepare(metric, &query, 0).unwrap();
+        let mut rotated = Vec::new();
+        rq.rotate_into(&p, &mut rotated);
+        let rc = rq.rotation().apply(&centroid);
+        let mut qq = QuantisedQuery::new();
+        rq.quantise_query(
+            &p,
+            &rotated,
+            Some((&centroid, &rc)),
+            &mut Vec::new(),
+            &mut qq,
+        );
+        let (lo, delta) = qq.scale();
+        let mut distances = Vec::new();
+        let mut bounds = Vec::new();
+        let wpv = rq.words_per_vector();
+        for (code, f) in codes.chunks_exact(wpv).zip(factors.chunks_exact(3)) {
+            let e = rq.fast_estimate(&qq, code, f, DEFAULT_EPSILON0);
+            distances.push(e.distance);
+            bounds.push(e.bound);
+        }
+        let mut f: Vec<(&str, String)> = bytes_fields(&qq.levels()).into();
+        f.extend([
+            ("type", q("rabitq-query")),
+            ("compressor", q(&hex(&rq.description().to_cbor().unwrap()))),
+            ("centroid", q(&hex(&f32_to_bytes(&centroid)))),
+            ("inputs", q(&hex(&f32_to_bytes(&inputs)))),
+            ("query", q(&hex(&f32_to_bytes(&query)))),
+            ("scale", q(&hex(&f32_to_bytes(&[lo, delta])))),
+            ("distances", q(&hex(&f32_to_bytes(&distances)))),
+            ("bounds", q(&hex(&f32_to_bytes(&bounds)))),
+        ]);
+        out.push(&format!("rabitq-query-{bits}bit-{}", metric.name()), &f);
+    }
+
     // A trained SpatialIndex: same input + seed ⇒ these bytes and hash.
     let train = normals(64 * 4, 11);
     let params = IvfParams {
@@ -234,6 +280,7 @@ fn generate() -> String {
 lsh: bytes = LshDescription CBOR; keys = every table's cell id (t*2^bits + key) per input row; probe = the first nprobe multi-probe cells of input 0. \
 ivf-assign: bytes = IvfDescription CBOR (centroids inside); cells = the cell of each query (ties to the lowest id, including one-ulp near ties); probes = nprobe nearest cells per query, concatenated. \
 rabitq: compressor = VectorCompressor CBOR; bytes = the codes of each input encoded against centroid (LE u64 bit planes, MSB plane first); factors = [r, rho, s] per input. \
+rabitq-query: the fast estimator of spec 0010 section 5.1 for the prepared query against centroid: bytes = the 4-bit quantised query levels (one byte per padded coordinate); scale = [lo, delta]; distances and bounds = each input's estimate (epsilon0 = 1.9). \
 ivf-train: bytes = the IvfDescription produced by training on `training` with the given parameters: same input + seed, same bytes and hash.\",\n  \
          \"vectors\": [\n{}\n  ]\n}}\n",
         out.0.join(",\n")

@@ -1,8 +1,11 @@
 //! `spatial` vectors: spatial keys (LSH, IVF with ties), RaBitQ codes and
-//! factors, and the bytes and hash of a trained index (spec/0004,
-//! spec/0010). Every expected value comes from the scalar reference path.
+//! factors, the fast estimator's quantised query and estimates, and the
+//! bytes and hash of a trained index (spec/0004, spec/0010). Every expected value comes from the scalar reference path.
 
 use dreamdb_protocol::spatial::bytes::{f32_to_bytes, u64_le};
+use dreamdb_protocol::spatial::metric::prepare;
+use dreamdb_protocol::spatial::rabitq::quantised::QuantisedQuery;
+use dreamdb_protocol::spatial::rabitq::{DEFAULT_EPSILON0, FACTORS};
 use dreamdb_protocol::spatial::{IvfIndex, IvfParams, Metric, RaBitQ, SpatialIndex};
 
 use crate::{expect_eq, fields, Vector};
@@ -12,6 +15,7 @@ pub(crate) fn check(vector: &Vector) -> Result<(), String> {
         "lsh" => lsh(vector),
         "ivf-assign" => ivf_assign(vector),
         "rabitq" => rabitq(vector),
+        "rabitq-query" => rabitq_query(vector),
         "ivf-train" => ivf_train(vector),
         other => Err(format!("unknown spatial vector type {other:?}")),
     }
@@ -120,6 +124,54 @@ fn rabitq(vector: &Vector) -> Result<(), String> {
         "factors",
         fields::hex(vector, "factors")?,
         f32_to_bytes(&factors),
+    )
+}
+
+/// The fast estimator's quantised query and estimates (spec 0010 §5.1).
+fn rabitq_query(vector: &Vector) -> Result<(), String> {
+    let rq = RaBitQ::from_cbor(&fields::hex(vector, "compressor")?).map_err(err)?;
+    let centroid = floats(vector, "centroid")?;
+    let inputs = floats(vector, "inputs")?;
+    let query = prepare(rq.metric(), &floats(vector, "query")?, 0).map_err(err)?;
+    let (codes, factors) = rq.encode_batch(&inputs, Some(&centroid)).map_err(err)?;
+    let mut rotated = Vec::new();
+    rq.rotate_into(&query, &mut rotated);
+    let rotated_centroid = rq.rotation().apply(&centroid);
+    let mut qq = QuantisedQuery::new();
+    rq.quantise_query(
+        &query,
+        &rotated,
+        Some((&centroid, &rotated_centroid)),
+        &mut Vec::new(),
+        &mut qq,
+    );
+    expect_eq("levels", fields::hex(vector, "bytes")?, qq.levels())?;
+    let (lo, delta) = qq.scale();
+    expect_eq(
+        "scale",
+        fields::hex(vector, "scale")?,
+        f32_to_bytes(&[lo, delta]),
+    )?;
+    let wpv = rq.words_per_vector();
+    let mut distances = Vec::new();
+    let mut bounds = Vec::new();
+    for (code, f) in codes
+        .chunks_exact(wpv.max(1))
+        .zip(factors.chunks_exact(FACTORS))
+    {
+        let e = rq.fast_estimate(&qq, code, f, DEFAULT_EPSILON0);
+        distances.push(e.distance);
+        bounds.push(e.bound);
+    }
+    expect_eq(
+        "distances",
+        fields::hex(vector, "distances")?,
+        f32_to_bytes(&distances),
+    )?;
+    expect_eq(
+        "bounds",
+        fields::hex(vector, "bounds")?,
+        f32_to_bytes(&bounds),
     )
 }
 

@@ -3,16 +3,22 @@
 //! The same computation as the in-memory pipeline
 //! (`dreamdb_protocol::spatial::search`), fed from stored runs:
 //!
-//! 1. load the field's spatial index and compressor (cached objects);
+//! 1. load the field's spatial index and compressor (cached objects; their
+//!    decoded form and rotated centroids are shared across queries, keyed
+//!    by content hash);
 //! 2. probe the `nprobe` nearest cells;
-//! 3. scan the track's cell-order entries of those cells (index pages);
+//! 3. scan the track's cell-order entries of those cells (index pages;
+//!    each paged root's decoded cell entries are kept across queries);
 //! 4. fetch every run's byte range concurrently (at most
 //!    [`FETCH_CONCURRENCY`] in flight), each verified by its run hash;
 //! 5. compressed fields: estimate every record's distance from its RaBitQ
 //!    code; keep the best `k × refine_factor` by estimate, sort them by
-//!    lower bound, and rerank exactly from the raw rows (one ranged read of
-//!    the raw rows of each run holding one of them), stopping at the first
-//!    candidate whose lower bound exceeds the k-th exact distance. With
+//!    lower bound, and rerank exactly from the raw rows (one ranged read per
+//!    run holding one of them, spanning only its candidate rows), stopping
+//!    at the first candidate whose lower bound exceeds the k-th exact
+//!    distance. Estimates use the quantised query and popcounts
+//!    (spec 0010 §5.1); without a filter only a bounded set of the best
+//!    `k × refine_factor` is kept while scanning. With
 //!    `refine_factor` 0, or without raw rows, estimates are returned.
 //!    Uncompressed fields (IVF-flat, flat): exact distances from the run
 //!    bytes, which are the vectors;
@@ -29,13 +35,19 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
+use dreamdb_core::ContentHash;
 use dreamdb_protocol::objects::RecordLayout;
-use dreamdb_protocol::spatial::metric::{prepare, Metric as SpatialMetric};
-use dreamdb_protocol::spatial::rabitq::{Estimate, DEFAULT_EPSILON0, FACTORS};
-use dreamdb_protocol::track::{KeyRange, Track, TrackValue};
+use dreamdb_protocol::spatial::metric::{
+    prepare, prepared_distance_many, Metric as SpatialMetric, REF_LANES,
+};
+use dreamdb_protocol::spatial::rabitq::quantised::QuantisedQuery;
+use dreamdb_protocol::spatial::rabitq::{Estimate, RaBitQ, DEFAULT_EPSILON0, FACTORS};
+use dreamdb_protocol::spatial::topk::{BoundedTop, Ranked};
+use dreamdb_protocol::spatial::SpatialIndex;
+use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue, FANOUT};
 use futures::{StreamExt, TryStreamExt};
 
 use super::fetch::{
@@ -45,7 +57,7 @@ use super::fetch::{
 use super::filter::Filter;
 use super::{field_kind, resolve_fields, FieldKind, Tombstones, Value};
 use crate::write::compat;
-use crate::write::layout::{residual_centroid, spatial_metric};
+use crate::write::layout::{load_spatial, residual_centroid, spatial_metric, LoadedSpatial};
 use crate::{DatasetError, Snapshot};
 
 /// A top-k query.
@@ -313,22 +325,228 @@ async fn best_passing(
     Ok(out)
 }
 
+/// A field's decoded spatial machinery with the rotated centroids the
+/// fast estimator needs, shared by every query of the process.
+struct Prepared {
+    loaded: LoadedSpatial,
+    /// `R(c)` per IVF slot, computed on first use.
+    rotated: Vec<OnceLock<Vec<f32>>>,
+}
+
+/// Decoded index/compressor pairs kept across queries: decoding an index
+/// (centroids from CBOR) and rebuilding a compressor's rotation (a ChaCha20
+/// stream) cost more than a warm query's scan, and both are pure functions
+/// of their content hashes.
+const PREPARED_KEPT: usize = 8;
+
+type PreparedKey = (ContentHash, Option<ContentHash>);
+
+static PREPARED: Kept<PreparedKey, Prepared> = Kept::new(PREPARED_KEPT);
+
+/// A small first-in-first-out cache of values derived from immutable,
+/// content-addressed objects (so an entry never goes stale).
+struct Kept<K, V> {
+    cap: usize,
+    entries: Mutex<Vec<(K, Arc<V>)>>,
+}
+
+impl<K: PartialEq, V> Kept<K, V> {
+    const fn new(cap: usize) -> Self {
+        Kept {
+            cap,
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<Arc<V>> {
+        lock(&self.entries)
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// The value under `key`, inserting `make()` if there is none.
+    fn get_or_insert(&self, key: K, make: impl FnOnce() -> V) -> Arc<V> {
+        let mut entries = lock(&self.entries);
+        if let Some((_, v)) = entries.iter().find(|(k, _)| *k == key) {
+            return v.clone();
+        }
+        if entries.len() >= self.cap {
+            entries.remove(0);
+        }
+        let v = Arc::new(make());
+        entries.push((key, v.clone()));
+        v
+    }
+}
+
+/// The field's spatial machinery. The objects are still read through the
+/// store (a session-cache hit when warm, so call counts are unchanged);
+/// only their decoding is shared.
+async fn prepared_spatial(
+    snapshot: &Snapshot,
+    field: &str,
+) -> Result<Option<Arc<Prepared>>, DatasetError> {
+    let Some(state) = snapshot.manifest().tracks.get(field) else {
+        return Ok(None);
+    };
+    let Some(index_hash) = state.spatial_index else {
+        return Ok(None);
+    };
+    let key = (index_hash, state.compressor);
+    let store = snapshot.store();
+    if let Some(p) = PREPARED.get(&key) {
+        store.get_bytes(&index_hash).await?;
+        if let Some(h) = &state.compressor {
+            store.get_bytes(h).await?;
+        }
+        return Ok(Some(p));
+    }
+    let loaded = load_spatial(store, index_hash, state.compressor).await?;
+    let slots = match &loaded.index {
+        SpatialIndex::Ivf(i) => i.slots(),
+        _ => 0,
+    };
+    let prepared = PREPARED.get_or_insert(key, || Prepared {
+        loaded,
+        rotated: (0..slots).map(|_| OnceLock::new()).collect(),
+    });
+    Ok(Some(prepared))
+}
+
+/// The quantised query of `cell` (`R(q) − R(c)` for IVF, `R(q)` else).
+fn quantise_for_cell(
+    prepared: &Prepared,
+    rq: &RaBitQ,
+    q: &[f32],
+    rotated_query: &[f32],
+    cell: u32,
+    buf: &mut Vec<f32>,
+    out: &mut QuantisedQuery,
+) -> Result<(), DatasetError> {
+    let centroid = residual_centroid(&prepared.loaded.index, cell)?;
+    match centroid {
+        Some(c) => {
+            let slot = prepared
+                .rotated
+                .get(cell as usize)
+                .ok_or_else(|| DatasetError::Integrity(format!("cell {cell} out of range")))?;
+            let rc = slot.get_or_init(|| rq.rotation().apply(c));
+            rq.quantise_query(q, rotated_query, Some((c, rc)), buf, out);
+        }
+        None => rq.quantise_query(q, rotated_query, None, buf, out),
+    }
+    Ok(())
+}
+
+/// The cell-run entries of the probed cells, in probe order then key
+/// order.
+///
+/// Reading them means decoding index pages (CBOR), which costs more than
+/// a warm query's scan. A paged track's pages are immutable and named by
+/// hash, so each cell's entries are decoded once per root and kept in a
+/// small process-wide cache ([`CELL_DIRS_KEPT`] roots); the root page is
+/// still read through the store on every query (a session-cache hit when
+/// warm). Cells not yet cached are scanned: in one scan over their key span
+/// when the track is small next to the probe (at most `FANOUT / 2` entries
+/// per such cell, about one leaf each), else one scan per cell.
+async fn probed_entries(
+    snapshot: &Snapshot,
+    track: &Track,
+    root: &TrackRoot,
+    probed: &[u32],
+) -> Result<Vec<(u32, TrackValue)>, DatasetError> {
+    let dir = match root {
+        TrackRoot::Paged { page, .. } => {
+            snapshot.store().get_bytes(page).await?;
+            Some(CELL_DIRS.get_or_insert(*page, CellDir::default))
+        }
+        TrackRoot::Inline { .. } => None,
+    };
+    let cached = |cell: u32| -> Option<Arc<Vec<TrackValue>>> {
+        dir.as_ref().and_then(|d| lock(d).get(&cell).cloned())
+    };
+    let missing: Vec<u32> = probed
+        .iter()
+        .copied()
+        .filter(|&c| cached(c).is_none())
+        .collect();
+    let mut scanned = scan_cells(track, root, &missing).await?;
+    if let Some(d) = &dir {
+        let mut d = lock(d);
+        for (cell, values) in &scanned {
+            d.insert(*cell, values.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for &cell in probed {
+        let values = match scanned.remove(&cell) {
+            Some(v) => v,
+            None => cached(cell).unwrap_or_default(),
+        };
+        out.extend(values.iter().map(|v| (cell, *v)));
+    }
+    Ok(out)
+}
+
+/// Scans the entries of `cells` (see [`probed_entries`]).
+async fn scan_cells(
+    track: &Track,
+    root: &TrackRoot,
+    cells: &[u32],
+) -> Result<HashMap<u32, Arc<Vec<TrackValue>>>, DatasetError> {
+    let mut by_cell: HashMap<u32, Vec<TrackValue>> =
+        cells.iter().map(|&c| (c, Vec::new())).collect();
+    let (Some(&lo), Some(&hi)) = (cells.iter().min(), cells.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    if track.count(root) <= (cells.len() * FANOUT / 2) as u64 {
+        for (key, value) in track.scan_all(root, KeyRange::cells(lo..=hi)).await? {
+            if let Some(list) = key.cell().and_then(|c| by_cell.get_mut(&c)) {
+                list.push(value);
+            }
+        }
+    } else {
+        let per_cell: Vec<(u32, Vec<TrackValue>)> = futures::stream::iter(cells.iter().copied())
+            .map(|cell| async move {
+                let found = track.scan_all(root, KeyRange::cell(cell)).await?;
+                Ok::<_, DatasetError>((cell, found.into_iter().map(|(_, v)| v).collect()))
+            })
+            .buffered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        by_cell.extend(per_cell);
+    }
+    Ok(by_cell.into_iter().map(|(c, v)| (c, Arc::new(v))).collect())
+}
+
+/// Decoded cell entries of one paged track root.
+type CellDir = Mutex<HashMap<u32, Arc<Vec<TrackValue>>>>;
+
+/// Paged track roots whose decoded cell entries are kept.
+const CELL_DIRS_KEPT: usize = 16;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static CELL_DIRS: Kept<ContentHash, CellDir> = Kept::new(CELL_DIRS_KEPT);
+
 /// Top-k by vector (see the module docs for the steps and their cost).
 pub async fn query(
     snapshot: &Snapshot,
     request: &QueryRequest,
 ) -> Result<QueryResult, DatasetError> {
     let (dim, metric) = validate(snapshot, request)?;
-    let kind = field_kind(snapshot, &request.field)?;
     let counter = Arc::new(ReadCounter::default());
-    let reader = FieldReader::new(snapshot, &request.field, kind, counter.clone());
     let mut stats = QueryStats::default();
-    let Some(spatial) = reader.spatial().await? else {
+    let Some(prepared) = prepared_spatial(snapshot, &request.field).await? else {
         return Ok(QueryResult {
             hits: Vec::new(),
             stats,
         });
     };
+    let spatial = &prepared.loaded;
     let tombstones = Tombstones::load(snapshot).await?;
     let Some(state) = snapshot.manifest().tracks.get(&request.field) else {
         return Ok(QueryResult {
@@ -341,20 +559,10 @@ pub async fn query(
     let probed = spatial.index.probe(&request.vector, request.nprobe)?;
     stats.cells_probed = probed.len();
     let track = Track::new(snapshot.store().clone());
-    let entries: Vec<Vec<(u32, TrackValue)>> = futures::stream::iter(probed.iter().copied())
-        .map(|cell| {
-            let track = &track;
-            async move {
-                let found = track.scan_all(&state.root, KeyRange::cell(cell)).await?;
-                Ok::<_, DatasetError>(found.into_iter().map(|(_, v)| (cell, v)).collect())
-            }
-        })
-        .buffered(FETCH_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let entries = probed_entries(snapshot, &track, &state.root, &probed).await?;
 
     // 4. Fetch every run, verified by its run hash.
-    let runs: Vec<RunData> = futures::stream::iter(entries.into_iter().flatten())
+    let runs: Vec<RunData> = futures::stream::iter(entries)
         .map(|(cell, value)| {
             let counter = &counter;
             async move {
@@ -400,9 +608,29 @@ pub async fn query(
             record_size: (8 + 4 * dim) as u32,
         },
     };
+    let filtered = request.filter.as_ref().is_some_and(|f| !f.is_empty());
+    let keep = if spatial.compressor.is_some() && request.refine_factor > 0 {
+        request.k.saturating_mul(request.refine_factor)
+    } else {
+        request.k
+    };
+    // Without a filter only the best `keep` can matter: a bounded set.
+    // With one, every candidate is kept for the filter to walk in order.
+    let mut top: BoundedTop<(u32, u32, f32)> = BoundedTop::new(keep);
     let mut cands: Vec<Cand> = Vec::new();
-    let mut words: Vec<u64> = Vec::new();
+    let mut candidates = 0usize;
+    let mut codes: Vec<u64> = Vec::new();
+    let mut factors: Vec<f32> = Vec::new();
+    let mut anchors: Vec<u64> = Vec::new();
+    let mut rows: Vec<u32> = Vec::new();
     let mut row_buf: Vec<f32> = Vec::with_capacity(dim);
+    let mut rotated_query: Vec<f32> = Vec::new();
+    let mut residual: Vec<f32> = Vec::new();
+    let mut quantised = QuantisedQuery::new();
+    let mut quantised_cell: Option<u32> = None;
+    if let Some(rq) = &spatial.compressor {
+        rq.rotate_into(&q, &mut rotated_query);
+    }
     for (ri, run) in runs.iter().enumerate() {
         let records = layout.decode_run(&run.bytes)?;
         if records.len() != run.value.count() as usize {
@@ -413,49 +641,101 @@ pub async fn query(
                 run.value.count()
             )));
         }
-        let lut = match &spatial.compressor {
-            Some(rq) => Some(rq.prepare_query(
-                &request.vector,
-                residual_centroid(&spatial.index, run.cell)?,
-            )?),
-            None => None,
+        let Some(rq) = &spatial.compressor else {
+            for (row, rec) in records.iter().enumerate() {
+                let anchor = rec.anchor().as_nanos();
+                if tombstones.contains(anchor) {
+                    stats.tombstoned += 1;
+                    continue;
+                }
+                row_buf.clear();
+                le_f32s(rec.code(), &mut row_buf);
+                let v = prepare(metric, &row_buf, row)?;
+                let distance = metric.prepared_distance(&q, &v);
+                candidates += 1;
+                if filtered {
+                    cands.push(Cand {
+                        run: ri as u32,
+                        row: row as u32,
+                        anchor,
+                        est: Estimate {
+                            distance,
+                            bound: 0.0,
+                        },
+                    });
+                } else if top.admits(distance) {
+                    top.push(distance, anchor, (ri as u32, row as u32, 0.0));
+                }
+            }
+            continue;
         };
+        if quantised_cell != Some(run.cell) {
+            quantise_for_cell(
+                &prepared,
+                rq,
+                &q,
+                &rotated_query,
+                run.cell,
+                &mut residual,
+                &mut quantised,
+            )?;
+            quantised_cell = Some(run.cell);
+        }
+        // The run's codes and factors as contiguous arrays (the records
+        // interleave them with anchors), live records only.
+        codes.clear();
+        factors.clear();
+        anchors.clear();
+        rows.clear();
         for (row, rec) in records.iter().enumerate() {
             let anchor = rec.anchor().as_nanos();
             if tombstones.contains(anchor) {
                 stats.tombstoned += 1;
                 continue;
             }
-            let est = match (&spatial.compressor, &lut) {
-                (Some(rq), Some(lut)) => {
-                    words.clear();
-                    words.extend(rec.code().chunks_exact(8).map(|c| {
-                        let mut w = [0u8; 8];
-                        w.copy_from_slice(c);
-                        u64::from_le_bytes(w)
-                    }));
-                    let factors = [rec.factor(0), rec.factor(1), rec.factor(2)];
-                    rq.estimate(lut, &words, &factors, request.epsilon0)?
-                }
-                _ => {
-                    row_buf.clear();
-                    le_f32s(rec.code(), &mut row_buf);
-                    let v = prepare(metric, &row_buf, row)?;
-                    Estimate {
-                        distance: metric.prepared_distance(&q, &v),
-                        bound: 0.0,
-                    }
-                }
-            };
-            cands.push(Cand {
-                run: ri as u32,
-                row: row as u32,
-                anchor,
-                est,
-            });
+            codes.extend(rec.code().chunks_exact(8).map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                u64::from_le_bytes(w)
+            }));
+            factors.extend((0..FACTORS).map(|i| rec.factor(i)));
+            anchors.push(anchor);
+            rows.push(row as u32);
         }
+        candidates += anchors.len();
+        let quantised = &quantised;
+        rq.fast_distances_cell(quantised, &codes, &factors, |i, distance| {
+            let f = &factors[i * FACTORS..(i + 1) * FACTORS];
+            if filtered {
+                cands.push(Cand {
+                    run: ri as u32,
+                    row: rows[i],
+                    anchor: anchors[i],
+                    est: Estimate {
+                        distance,
+                        bound: rq.fast_bound(quantised, f, request.epsilon0),
+                    },
+                });
+            } else if top.admits(distance) {
+                let bound = rq.fast_bound(quantised, f, request.epsilon0);
+                top.push(distance, anchors[i], (ri as u32, rows[i], bound));
+            }
+        });
     }
-    stats.candidates = cands.len();
+    if !filtered {
+        let mut kept: Vec<Ranked<(u32, u32, f32)>> = Vec::with_capacity(top.len());
+        top.drain_sorted(&mut kept);
+        cands.extend(kept.iter().map(|r| Cand {
+            run: r.payload.0,
+            row: r.payload.1,
+            anchor: r.id,
+            est: Estimate {
+                distance: r.distance,
+                bound: r.payload.2,
+            },
+        }));
+    }
+    stats.candidates = candidates;
 
     let filter_eval = match &request.filter {
         Some(f) if !f.is_empty() => Some(FilterEval::new(snapshot, f, &counter).await?),
@@ -484,14 +764,18 @@ pub async fn query(
                 .total_cmp(&b.est.lower())
                 .then(a.anchor.cmp(&b.anchor))
         });
-        // One ranged read of the raw rows of each run holding a candidate.
-        let mut needed: Vec<u32> = pool.iter().map(|c| c.run).collect();
-        needed.sort_unstable();
-        needed.dedup();
-        stats.raw_reads = needed.len();
+        // One ranged read per run holding a candidate, covering only the
+        // span of its candidate rows (not the whole run's raw rows).
+        let mut span: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+        for c in &pool {
+            let e = span.entry(c.run).or_insert((c.row, c.row));
+            e.0 = e.0.min(c.row);
+            e.1 = e.1.max(c.row);
+        }
+        stats.raw_reads = span.len();
         let row_bytes = 4 * dim;
-        let fetched: Vec<(u32, Bytes)> = futures::stream::iter(needed)
-            .map(|ri| {
+        let fetched: Vec<(u32, (u32, Bytes))> = futures::stream::iter(span)
+            .map(|(ri, (first, last))| {
                 let counter = &counter;
                 let raw = raws.get(ri as usize).copied().flatten();
                 let count = runs.get(ri as usize).map_or(0, |r| r.value.count());
@@ -504,35 +788,80 @@ pub async fn query(
                             raw.storage, raw.len
                         )));
                     }
-                    let bytes = read_range(
-                        snapshot,
-                        counter,
-                        &raw.storage,
-                        raw.offset,
-                        raw.offset + raw.len,
-                        None,
-                    )
-                    .await?;
-                    Ok::<_, DatasetError>((ri, bytes))
+                    let start = raw.offset + u64::from(first) * row_bytes as u64;
+                    let end = raw.offset + (u64::from(last) + 1) * row_bytes as u64;
+                    if last >= count {
+                        return Err(DatasetError::Integrity(format!(
+                            "raw rows of {}: row {last} of {count}",
+                            raw.storage
+                        )));
+                    }
+                    let bytes =
+                        read_range(snapshot, counter, &raw.storage, start, end, None).await?;
+                    Ok::<_, DatasetError>((ri, (first, bytes)))
                 }
             })
             .buffer_unordered(FETCH_CONCURRENCY)
             .try_collect()
             .await?;
-        let raw_of: HashMap<u32, Bytes> = fetched.into_iter().collect();
+        let raw_of: HashMap<u32, (u32, Bytes)> = fetched.into_iter().collect();
         let mut best: Vec<(f32, u64)> = Vec::with_capacity(k + 1);
-        for c in &pool {
+        let row_of = |c: &Cand| -> Result<&[u8], DatasetError> {
+            raw_of
+                .get(&c.run)
+                .and_then(|(first, b)| {
+                    let at = c.row.checked_sub(*first)? as usize;
+                    b.get(at * row_bytes..(at + 1) * row_bytes)
+                })
+                .ok_or_else(|| DatasetError::Integrity("raw row out of range".into()))
+        };
+        // Exact distances REF_LANES candidates at a time (the reference
+        // folds interleaved, bit for bit); rows past the stop go unused.
+        let mut block = [0.0f32; REF_LANES];
+        let mut block_ok = false;
+        let mut prepared_rows: Vec<Vec<f32>> = Vec::with_capacity(REF_LANES);
+        for (at, c) in pool.iter().enumerate() {
             if best.len() == k && best.last().is_some_and(|w| c.est.lower() > w.0) {
                 break;
             }
-            let bytes = raw_of
-                .get(&c.run)
-                .and_then(|b| b.get(c.row as usize * row_bytes..(c.row as usize + 1) * row_bytes))
-                .ok_or_else(|| DatasetError::Integrity("raw row out of range".into()))?;
-            row_buf.clear();
-            le_f32s(bytes, &mut row_buf);
-            let v = prepare(metric, &row_buf, c.row as usize)?;
-            let d = metric.prepared_distance(&q, &v);
+            if at % REF_LANES == 0 {
+                prepared_rows.clear();
+                block_ok = true;
+                for j in 0..REF_LANES {
+                    let Some(other) = pool.get(at + j) else { break };
+                    let prepared = row_of(other).and_then(|bytes| {
+                        row_buf.clear();
+                        le_f32s(bytes, &mut row_buf);
+                        Ok(prepare(metric, &row_buf, other.row as usize)?)
+                    });
+                    match prepared {
+                        Ok(v) => prepared_rows.push(v),
+                        Err(_) => {
+                            // Reported when (if) that candidate is used.
+                            block_ok = false;
+                            break;
+                        }
+                    }
+                }
+                if block_ok {
+                    let rows = std::array::from_fn(|j| {
+                        prepared_rows
+                            .get(j)
+                            .or(prepared_rows.last())
+                            .map_or(&[][..], |v| v.as_slice())
+                    });
+                    block = prepared_distance_many(metric, &q, rows);
+                }
+            }
+            let d = if block_ok {
+                block[at % REF_LANES]
+            } else {
+                let bytes = row_of(c)?;
+                row_buf.clear();
+                le_f32s(bytes, &mut row_buf);
+                let v = prepare(metric, &row_buf, c.row as usize)?;
+                metric.prepared_distance(&q, &v)
+            };
             stats.reranked += 1;
             let item = (d, c.anchor);
             let pos = best.partition_point(|x| {

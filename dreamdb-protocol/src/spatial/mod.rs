@@ -19,6 +19,7 @@
 //! - [`index`]: [`SpatialIndex`], the stored description of any of them.
 //! - [`rabitq`]: `dreamdb.rabitq` 1-bit and extended codes.
 //! - [`search`]: probe → estimate → rerank over in-memory cells.
+//! - [`topk`]: the bounded best-candidates set search keeps.
 //! - [`ada_ivf`]: imbalance signals, local split and merge, lineage.
 
 pub mod ada_ivf;
@@ -33,6 +34,7 @@ pub mod lsh;
 pub mod metric;
 pub mod rabitq;
 pub mod search;
+pub mod topk;
 
 pub use error::SpatialError;
 pub use index::SpatialIndex;

@@ -15,9 +15,10 @@ use std::cmp::Ordering;
 use rayon::prelude::*;
 
 use super::ivf::IvfIndex;
-use super::metric::{check_vector, prepare, Metric};
-use super::rabitq::estimate::{estimate_cell, Estimate};
+use super::metric::{check_vector, prepare, prepared_distance_many, Metric, REF_LANES};
+use super::rabitq::quantised::QuantisedQuery;
 use super::rabitq::{RaBitQ, DEFAULT_EPSILON0, FACTORS};
+use super::topk::{BoundedTop, Ranked};
 use super::SpatialError;
 
 /// One cell's records, as parallel arrays.
@@ -65,6 +66,9 @@ pub struct IvfStore {
     index: IvfIndex,
     compressor: Option<RaBitQ>,
     cells: Vec<CellData>,
+    /// `R(c)` of every slot's centroid (padded), when compressed: a probed
+    /// cell's rotated query residual is then `R(q) − R(c)`.
+    rotated_centroids: Vec<f32>,
 }
 
 fn by_distance(a: &(f32, u64), b: &(f32, u64)) -> Ordering {
@@ -169,10 +173,18 @@ impl IvfStore {
                 ));
             }
         }
+        let mut rotated_centroids = Vec::new();
+        if let Some(rq) = &compressor {
+            rotated_centroids.reserve(index.slots() * rq.padded());
+            for slot in 0..index.slots() {
+                rotated_centroids.extend(rq.rotation().apply(index.centroid(slot as u32)?));
+            }
+        }
         Ok(IvfStore {
             index,
             compressor,
             cells,
+            rotated_centroids,
         })
     }
 
@@ -220,6 +232,16 @@ impl IvfStore {
         query: &[f32],
         opts: &SearchOptions,
     ) -> Result<(Vec<(u64, f32)>, SearchStats), SpatialError> {
+        self.search_with_scratch(query, opts, &mut SearchScratch::new())
+    }
+
+    /// [`IvfStore::search_with`] reusing `scratch`'s buffers.
+    pub fn search_with_scratch(
+        &self,
+        query: &[f32],
+        opts: &SearchOptions,
+        scratch: &mut SearchScratch,
+    ) -> Result<(Vec<(u64, f32)>, SearchStats), SpatialError> {
         if opts.k == 0 {
             return Err(SpatialError::Zero { name: "k" });
         }
@@ -239,7 +261,7 @@ impl IvfStore {
         };
         let hits = match &self.compressor {
             None => self.exact_in(&q, &probed, opts.k, &mut stats),
-            Some(rq) => self.compressed(rq, &q, &probed, opts, &mut stats)?,
+            Some(rq) => self.compressed(rq, &q, &probed, opts, &mut stats, scratch)?,
         };
         Ok((hits.into_iter().map(|(d, id)| (id, d)).collect(), stats))
     }
@@ -274,66 +296,86 @@ impl IvfStore {
         probed: &[u32],
         opts: &SearchOptions,
         stats: &mut SearchStats,
+        scratch: &mut SearchScratch,
     ) -> Result<Vec<(f32, u64)>, SpatialError> {
-        let mut cands: Vec<(Estimate, u32, u32)> = Vec::new();
-        let mut buf = Vec::new();
+        let SearchScratch {
+            rotated_query,
+            residual,
+            quantised,
+            top,
+            pool,
+        } = scratch;
+        let has_raw = probed.iter().all(|&c| self.cells[c as usize].raw.is_some());
+        let rerank = opts.refine_factor > 0 && has_raw;
+        let keep = if rerank {
+            opts.k.saturating_mul(opts.refine_factor)
+        } else {
+            opts.k
+        };
+        top.reset(keep);
+        rq.rotate_into(q, rotated_query);
+        let n = rq.padded();
         for &c in probed {
             let cell = &self.cells[c as usize];
             if cell.ids.is_empty() {
                 continue;
             }
-            let lut =
-                super::rabitq::estimate::prepare_prepared(rq, q, Some(self.index.centroid(c)?));
-            buf.clear();
-            estimate_cell(
-                rq,
-                &lut,
-                &cell.codes,
-                &cell.factors,
-                opts.epsilon0,
-                &mut buf,
+            let centroid = self.index.centroid(c)?;
+            let rotated_centroid = self
+                .rotated_centroids
+                .get(c as usize * n..(c as usize + 1) * n)
+                .ok_or(SpatialError::UnknownCell { cell: c })?;
+            rq.quantise_query(
+                q,
+                rotated_query,
+                Some((centroid, rotated_centroid)),
+                residual,
+                quantised,
             );
-            cands.extend(buf.iter().enumerate().map(|(i, e)| (*e, c, i as u32)));
+            let quantised = &*quantised;
+            rq.fast_distances_cell(quantised, &cell.codes, &cell.factors, |i, d| {
+                if top.admits(d) {
+                    let f = &cell.factors[i * FACTORS..(i + 1) * FACTORS];
+                    let bound = rq.fast_bound(quantised, f, opts.epsilon0);
+                    top.push(d, cell.ids[i], (c, i as u32, bound));
+                }
+            });
+            stats.estimated += cell.ids.len();
         }
-        stats.estimated = cands.len();
-        let id_of = |c: u32, i: u32| self.cells[c as usize].ids[i as usize];
-        let has_raw = probed.iter().all(|&c| self.cells[c as usize].raw.is_some());
-        if opts.refine_factor == 0 || !has_raw {
-            let all = cands
-                .iter()
-                .map(|(e, c, i)| (e.distance, id_of(*c, *i)))
-                .collect();
-            return Ok(top_k(all, opts.k));
+        pool.clear();
+        top.drain_sorted(pool);
+        if !rerank {
+            return Ok(pool.iter().map(|r| (r.distance, r.id)).collect());
         }
-        let r = opts.k.saturating_mul(opts.refine_factor).min(cands.len());
-        let cmp_est = |a: &(Estimate, u32, u32), b: &(Estimate, u32, u32)| {
-            a.0.distance
-                .total_cmp(&b.0.distance)
-                .then(id_of(a.1, a.2).cmp(&id_of(b.1, b.2)))
-        };
-        if r < cands.len() && r > 0 {
-            cands.select_nth_unstable_by(r - 1, cmp_est);
-            cands.truncate(r);
-        }
-        cands.sort_by(|a, b| {
-            a.0.lower()
-                .total_cmp(&b.0.lower())
-                .then(id_of(a.1, a.2).cmp(&id_of(b.1, b.2)))
-        });
+        let lower = |r: &Ranked<(u32, u32, f32)>| r.distance - r.payload.2;
+        pool.sort_by(|a, b| lower(a).total_cmp(&lower(b)).then(a.id.cmp(&b.id)));
         let metric: Metric = self.index.metric();
         let dim = self.index.dim();
+        let row_of = |at: usize| -> &[f32] {
+            let Some(cand) = pool.get(at.min(pool.len().saturating_sub(1))) else {
+                return &[];
+            };
+            let (c, i, _) = cand.payload;
+            let raw = self.cells[c as usize].raw.as_deref().unwrap_or(&[]);
+            raw.get(i as usize * dim..(i as usize + 1) * dim)
+                .unwrap_or(&[])
+        };
         let mut best: Vec<(f32, u64)> = Vec::with_capacity(opts.k + 1);
-        for (n, (e, c, i)) in cands.iter().enumerate() {
-            if best.len() == opts.k && best.last().is_some_and(|w| e.lower() > w.0) {
-                stats.skipped = cands.len() - n;
+        // Exact distances are computed REF_LANES candidates at a time (the
+        // reference folds interleaved); those past the stop are unused.
+        let mut block = [0.0f32; REF_LANES];
+        for (at, cand) in pool.iter().enumerate() {
+            if best.len() == opts.k && best.last().is_some_and(|w| lower(cand) > w.0) {
+                stats.skipped = pool.len() - at;
                 break;
             }
-            let cell = &self.cells[*c as usize];
-            let raw = cell.raw.as_deref().unwrap_or(&[]);
-            let row = &raw[*i as usize * dim..(*i as usize + 1) * dim];
-            let d = metric.prepared_distance(q, row);
+            if at % REF_LANES == 0 {
+                let rows = std::array::from_fn(|j| row_of(at + j));
+                block = prepared_distance_many(metric, q, rows);
+            }
+            let d = block[at % REF_LANES];
             stats.exact += 1;
-            let item = (d, cell.ids[*i as usize]);
+            let item = (d, cand.id);
             let pos = best.partition_point(|x| by_distance(x, &item) == Ordering::Less);
             if pos < opts.k {
                 best.insert(pos, item);
@@ -341,6 +383,24 @@ impl IvfStore {
             }
         }
         Ok(best)
+    }
+}
+
+/// Reusable buffers of a search (one per thread): after the first query,
+/// [`IvfStore::search_with_scratch`] allocates only its result.
+#[derive(Debug, Clone, Default)]
+pub struct SearchScratch {
+    rotated_query: Vec<f32>,
+    residual: Vec<f32>,
+    quantised: QuantisedQuery,
+    top: BoundedTop<(u32, u32, f32)>,
+    pool: Vec<Ranked<(u32, u32, f32)>>,
+}
+
+impl SearchScratch {
+    /// Empty buffers.
+    pub fn new() -> SearchScratch {
+        SearchScratch::default()
     }
 }
 

@@ -57,9 +57,19 @@ pub(crate) fn prepare_prepared(rq: &RaBitQ, q: &[f32], centroid: Option<&[f32]>)
     };
     let q_norm = norm_ref(&target);
     let rotated = rq.rotation().apply(&target);
+    let (lut, sum) = nibble_lut(&rotated);
+    QueryLut {
+        lut,
+        sum,
+        q_norm,
+        q_dot_c,
+    }
+}
+
+/// The nibble table of a rotated vector and its sum.
+fn nibble_lut(rotated: &[f32]) -> (Vec<f32>, f32) {
     let groups = rotated.len() / 4;
     let mut lut = vec![0.0f32; groups * 16];
-    let mut sum = 0.0f32;
     for g in 0..groups {
         let t = &mut lut[g * 16..(g + 1) * 16];
         for m in 1..16usize {
@@ -67,15 +77,32 @@ pub(crate) fn prepare_prepared(rq: &RaBitQ, q: &[f32], centroid: Option<&[f32]>)
             t[m] = t[m & (m - 1)] + rotated[4 * g + low];
         }
     }
-    for x in &rotated {
+    let mut sum = 0.0f32;
+    for x in rotated {
         sum += x;
     }
-    QueryLut {
-        lut,
-        sum,
-        q_norm,
-        q_dot_c,
+    (lut, sum)
+}
+
+/// `Σ u_i x_i` of a code by the float nibble table of `x` (a padded,
+/// rotated-space vector): the reference the popcount path is tested
+/// against.
+#[cfg(test)]
+pub(crate) fn lut_u_dot(rq: &RaBitQ, x: &[f32], code: &[u64]) -> f32 {
+    let (lut, _) = nibble_lut(x);
+    u_dot(rq, &lut, code)
+}
+
+/// `Σ_p 2^(B−1−p) · plane_sum_p`.
+fn u_dot(rq: &RaBitQ, lut: &[f32], code: &[u64]) -> f32 {
+    let bits = rq.bits() as usize;
+    let words = rq.padded() / 64;
+    let mut u_dot = 0.0f32;
+    for p in 0..bits {
+        let weight = (1u32 << (bits - 1 - p)) as f32;
+        u_dot += weight * plane_sum(lut, &code[p * words..(p + 1) * words]);
     }
+    u_dot
 }
 
 /// `Σ_{bit i set} q'_i` of one plane.
@@ -102,12 +129,7 @@ pub(crate) fn estimate_one(
     epsilon0: f32,
 ) -> Estimate {
     let bits = rq.bits() as usize;
-    let words = rq.padded() / 64;
-    let mut u_dot = 0.0f32;
-    for p in 0..bits {
-        let weight = (1u32 << (bits - 1 - p)) as f32;
-        u_dot += weight * plane_sum(&q.lut, &code[p * words..(p + 1) * words]);
-    }
+    let u_dot = u_dot(rq, &q.lut, code);
     let offset = ((1u32 << bits) - 1) as f32 / 2.0;
     let y_dot = u_dot - offset * q.sum;
     let (r, rho, s) = (factors[0], factors[1], factors[2]);

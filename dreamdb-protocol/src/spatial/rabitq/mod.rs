@@ -15,6 +15,7 @@
 
 pub mod encode;
 pub mod estimate;
+pub mod quantised;
 pub mod rotation;
 
 use dreamdb_core::{cbor, ContentHash};

@@ -67,21 +67,26 @@ impl Rotation {
 
     /// `R(x)`: `x` zero-padded to `n`, then the three rounds.
     pub fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let mut v = vec![0.0f32; self.n];
-        for (d, s) in v.iter_mut().zip(x) {
-            *d = *s;
-        }
+        let mut v = Vec::with_capacity(self.n);
+        self.apply_into(x, &mut v);
+        v
+    }
+
+    /// [`Rotation::apply`] into a reused buffer.
+    pub fn apply_into(&self, x: &[f32], v: &mut Vec<f32>) {
+        v.clear();
+        v.extend(x.iter().take(self.n));
+        v.resize(self.n, 0.0);
         for r in 0..ROUNDS {
             let signs = &self.signs[r * self.n..(r + 1) * self.n];
             for (x, s) in v.iter_mut().zip(signs) {
                 *x *= s;
             }
-            fwht(&mut v);
+            fwht(v);
             for x in v.iter_mut() {
                 *x *= self.scale;
             }
         }
-        v
     }
 
     /// `R⁻¹(x)` for an `n`-vector: the rounds undone in reverse order
