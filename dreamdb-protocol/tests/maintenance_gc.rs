@@ -145,7 +145,12 @@ async fn append(
                 run_hash: ContentHash::of(tag.as_bytes()),
                 raw: None,
             }
-            .with_raw_rows(raw, 0, 16),
+            .with_raw_rows(dreamdb_protocol::track::RawRows {
+                storage: raw,
+                offset: 0,
+                len: 16,
+                hash: ContentHash::of(b"rows"),
+            }),
         ));
     }
     let mut fields = BTreeMap::new();

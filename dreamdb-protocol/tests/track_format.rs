@@ -265,3 +265,44 @@ fn roots_nest_inside_other_objects() {
         assert_eq!(cbor::from_slice::<Holder>(&bytes).unwrap(), holder);
     }
 }
+
+/// A leaf holding a cell run with raw rows (`r`: storage, range and rows
+/// hash); prints the vector fields with `--nocapture` (the committed
+/// `leaf-page-raw-rows` vector in dreamdb-conformance/vectors/track.json
+/// is these bytes).
+#[test]
+fn leaf_with_raw_rows_round_trips() {
+    let segment = seg(9);
+    let value = TrackValue::CellRun {
+        segment,
+        offset: 100,
+        len: 48,
+        count: 3,
+        run_hash: ContentHash::of(b"run"),
+        raw: None,
+    }
+    .with_raw_rows(dreamdb_protocol::track::RawRows {
+        storage: ContentHash::of(b"storage"),
+        offset: 40,
+        len: 1536,
+        hash: ContentHash::of(b"rows"),
+    });
+    let page = IndexPage::Leaf {
+        entries: vec![(TrackKey::cell_run(4, &segment), value)],
+    };
+    let bytes = page.encode();
+    let decoded = IndexPage::decode(&bytes).unwrap();
+    assert_eq!(decoded, page);
+    let found = links(&cbor::decode_value(&bytes).unwrap());
+    assert_eq!(found, vec![ContentHash::of(b"storage"), segment]);
+    println!(
+        "bytes={} hash={} key={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ContentHash::of(&bytes).to_hex(),
+        TrackKey::cell_run(4, &segment)
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+}

@@ -81,7 +81,7 @@ struct WireEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     h: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    r: Option<(String, u64, u64)>,
+    r: Option<(String, u64, u64, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,7 +157,8 @@ fn wire(entry: &Entry) -> WireEntry {
             n: count,
             x: [offset, len, 0],
             h: Some(run_hash.to_hex()),
-            r: compat::raw_rows_of(value).map(|r| (r.storage.to_hex(), r.offset, r.len)),
+            r: compat::raw_rows_of(value)
+                .map(|r| (r.storage.to_hex(), r.offset, r.len, r.hash.to_hex())),
         },
     }
 }
@@ -180,10 +181,11 @@ fn unwire(w: &WireEntry) -> Result<Entry, DatasetError> {
                 .ok_or_else(|| bad_job("cell run without hash"))?,
         )?;
         let raw = match &w.r {
-            Some((s, o, l)) => Some(compat::RawRows {
+            Some((s, o, l, h)) => Some(compat::RawRows {
                 storage: hash_of(s)?,
                 offset: *o,
                 len: *l,
+                hash: hash_of(h)?,
             }),
             None => None,
         };

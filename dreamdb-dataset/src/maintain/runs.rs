@@ -306,10 +306,16 @@ pub(crate) fn write_bucket(
         let raw = match &storage {
             Some((s, hash)) => {
                 let r = s.rows_range(u64::from(run.first), u64::from(run.count))?;
+                let rows_hash = s
+                    .rows_hash(u64::from(run.first), u64::from(run.count))
+                    .ok_or_else(|| {
+                        DatasetError::Protocol("raw rows out of the storage's range".to_owned())
+                    })?;
                 Some(RawRows {
                     storage: *hash,
                     offset: r.offset,
                     len: r.len,
+                    hash: rows_hash,
                 })
             }
             None => None,

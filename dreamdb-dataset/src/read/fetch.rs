@@ -300,11 +300,17 @@ struct BucketGeom {
     factors: u64,
 }
 
-/// Where a bucket's raw rows are.
-#[derive(Debug, Clone, Copy)]
+/// Where a bucket's raw rows are: the storage object and, per cell run
+/// (in bucket record order), its rows' byte range and hash, so every
+/// ranged read of raw rows is verified (spec/0007: track values, `r`).
+#[derive(Debug, Clone)]
 struct RawGeom {
     storage: ContentHash,
-    vectors_offset: u64,
+    /// `(first record, count, offset, len, hash)`, sorted by first record.
+    /// The hash is absent for a run whose cell-order entry moved to another
+    /// bucket (an Ada-IVF step; `compact` rewrites them): its rows are read
+    /// unchecked at the offset the other runs imply.
+    runs: Vec<(u64, u64, u64, u64, Option<ContentHash>)>,
 }
 
 /// How a compressed embedding's values are obtained for one bucket.
@@ -774,24 +780,46 @@ impl FieldReader {
         let mut source = VectorSource::Approx(runs.clone());
         if let Some(state) = self.snapshot.manifest().tracks.get(&self.field) {
             let track = Track::new(self.snapshot.store().clone());
-            'cells: for [cell, first, _] in &runs {
+            let row = 4 * u64::from(dim);
+            let mut found = Vec::with_capacity(runs.len());
+            let mut storage = None;
+            let mut base = None;
+            for [cell, first, count] in &runs {
                 let entries = track.scan_all(&state.root, KeyRange::cell(*cell)).await?;
-                for (_, value) in entries {
-                    if *value.segment() != run.segment {
-                        continue;
-                    }
-                    if let Some(raw) = compat::raw_rows_of(&value) {
-                        let row = 4 * u64::from(dim);
-                        source = VectorSource::Raw(RawGeom {
-                            storage: raw.storage,
-                            vectors_offset: raw
-                                .offset
-                                .checked_sub(u64::from(*first) * row)
-                                .ok_or_else(|| integrity("raw rows before the storage start"))?,
-                        });
-                    }
-                    break 'cells;
+                let raw = entries
+                    .iter()
+                    .find(|(_, value)| *value.segment() == run.segment)
+                    .and_then(|(_, value)| compat::raw_rows_of(value));
+                let (first, count) = (u64::from(*first), u64::from(*count));
+                let Some(raw) = raw else {
+                    found.push((first, count, None));
+                    continue;
+                };
+                let start = raw.offset.checked_sub(first * row);
+                if *storage.get_or_insert(raw.storage) != raw.storage
+                    || raw.len != count * row
+                    || start.is_none()
+                    || *base.get_or_insert(start) != start
+                {
+                    return Err(integrity(format!(
+                        "spatial bucket {}: raw rows of cell {cell} disagree with the bucket",
+                        run.segment
+                    )));
                 }
+                found.push((first, count, Some(raw.hash)));
+            }
+            if let (Some(storage), Some(Some(base))) = (storage, base) {
+                let mut raw_runs: Vec<_> = found
+                    .into_iter()
+                    .map(|(first, count, hash)| {
+                        (first, count, base + first * row, count * row, hash)
+                    })
+                    .collect();
+                raw_runs.sort_unstable_by_key(|r| r.0);
+                source = VectorSource::Raw(RawGeom {
+                    storage,
+                    runs: raw_runs,
+                });
             }
         }
         if let Ok(mut m) = self.sources.lock() {
@@ -823,22 +851,52 @@ impl FieldReader {
             None
         };
         if let Some(VectorSource::Raw(raw)) = &source {
+            // Whole cell runs of raw rows, each checked against its hash
+            // (a ranged read of a damaged storage is an integrity error,
+            // never a wrong vector), then the asked rows sliced out.
             let row = 4 * u64::from(dim);
-            let wants = positions
-                .iter()
-                .enumerate()
-                .map(|(idx, &p)| Want {
-                    idx,
-                    start: raw.vectors_offset + p as u64 * row,
-                    end: raw.vectors_offset + (p as u64 + 1) * row,
-                })
-                .collect();
-            let rows = read_coalesced(&self.snapshot, &self.counter, &raw.storage, wants).await?;
-            for r in rows {
-                if r.len() != row as usize {
-                    return Err(integrity("vector storage: short row"));
+            let run_of = |p: u64| {
+                let i = raw.runs.partition_point(|r| r.0 <= p).checked_sub(1)?;
+                let r = raw.runs.get(i)?;
+                (p < r.0 + r.1).then_some(i)
+            };
+            let mut needed: Vec<usize> = Vec::new();
+            for &p in positions {
+                let i = run_of(p as u64)
+                    .ok_or_else(|| integrity("vector storage: record outside every run"))?;
+                if !needed.contains(&i) {
+                    needed.push(i);
                 }
-                le_f32s(&r, &mut values);
+            }
+            let fetched: Vec<(usize, Bytes)> = futures::stream::iter(needed)
+                .map(|i| async move {
+                    let (_, _, offset, len, hash) = raw.runs[i];
+                    let bytes = read_range(
+                        &self.snapshot,
+                        &self.counter,
+                        &raw.storage,
+                        offset,
+                        offset + len,
+                        hash,
+                    )
+                    .await?;
+                    Ok::<_, DatasetError>((i, bytes))
+                })
+                .buffer_unordered(FETCH_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let by_run: HashMap<usize, Bytes> = fetched.into_iter().collect();
+            for &p in positions {
+                let p = p as u64;
+                let i = run_of(p)
+                    .ok_or_else(|| integrity("vector storage: record outside every run"))?;
+                let (first, ..) = raw.runs[i];
+                let at = ((p - first) * row) as usize;
+                let bytes = by_run
+                    .get(&i)
+                    .and_then(|b| b.get(at..at + row as usize))
+                    .ok_or_else(|| integrity("vector storage: short row"))?;
+                le_f32s(bytes, &mut values);
             }
             return Ok(ReadColumn::Embedding {
                 dim,

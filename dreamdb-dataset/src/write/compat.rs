@@ -18,17 +18,9 @@ use dreamdb_protocol::track::TrackValue;
 /// Whether `TrackState` stores `stats` and `last_anchor`.
 pub(crate) const TRACK_META: bool = true;
 
-/// Where a cell run's raw f32 rows are: a byte range of the field's
-/// `vector-storage` object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RawRows {
-    /// The vector-storage object.
-    pub storage: ContentHash,
-    /// Absolute offset of the run's first row.
-    pub offset: u64,
-    /// Length in bytes (`count × dim × 4`).
-    pub len: u64,
-}
+/// Where a cell run's raw f32 rows are (a byte range of the field's
+/// `vector-storage` object) and their hash.
+pub use dreamdb_protocol::track::RawRows;
 
 /// The track's `cell-stats` object, if the state records one.
 pub(crate) fn stats_of(state: &TrackState) -> Option<ContentHash> {
@@ -75,16 +67,12 @@ pub(crate) fn cell_run(
         raw: None,
     };
     match raw {
-        Some(r) => value.with_raw_rows(r.storage, r.offset, r.len),
+        Some(r) => value.with_raw_rows(r),
         None => value,
     }
 }
 
 /// The raw rows of a cell-order entry, if it records them.
 pub fn raw_rows_of(value: &TrackValue) -> Option<RawRows> {
-    value.raw_rows().map(|r| RawRows {
-        storage: r.storage,
-        offset: r.offset,
-        len: r.len,
-    })
+    value.raw_rows()
 }

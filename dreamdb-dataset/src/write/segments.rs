@@ -301,10 +301,16 @@ pub(crate) fn plan_embedding(
         let raw = match &storage {
             Some((s, e)) => {
                 let r = s.rows_range(u64::from(run.first), u64::from(run.count))?;
+                let hash = s
+                    .rows_hash(u64::from(run.first), u64::from(run.count))
+                    .ok_or_else(|| {
+                        DatasetError::Protocol("raw rows out of the storage's range".to_owned())
+                    })?;
                 Some(RawRows {
                     storage: e.hash,
                     offset: r.offset,
                     len: r.len,
+                    hash,
                 })
             }
             None => None,

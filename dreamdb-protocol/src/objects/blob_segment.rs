@@ -226,7 +226,10 @@ impl ObjectKind for BlobSegment {
         }
         for i in 0..anchors.len() {
             let (Some(blob), Some(digest)) = (self.blob(i), self.digest(i)) else {
-                return Err(Invariant::new("offsets", format!("blob {i} is out of range")));
+                return Err(Invariant::new(
+                    "offsets",
+                    format!("blob {i} is out of range"),
+                ));
             };
             if ContentHash::of(blob).digest()[..] != *digest {
                 return Err(Invariant::new(

@@ -78,6 +78,17 @@ impl VectorStorage {
             len: count * self.row_bytes(),
         })
     }
+
+    /// BLAKE3 of rows `first .. first + count` (what a track's raw-rows
+    /// entry records, so a ranged read of them is verified); `None` when
+    /// the rows are out of range.
+    pub fn rows_hash(&self, first: u64, count: u64) -> Option<ContentHash> {
+        let row = self.row_bytes();
+        let start = usize::try_from(first.checked_mul(row)?).ok()?;
+        let len = usize::try_from(count.checked_mul(row)?).ok()?;
+        let bytes = self.vectors.get(start..start.checked_add(len)?)?;
+        Some(ContentHash::of(bytes))
+    }
 }
 
 impl ObjectKind for VectorStorage {

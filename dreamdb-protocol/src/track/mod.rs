@@ -44,7 +44,7 @@ pub use key::{
 pub use page::{inline_len, ChildRef, IndexPage, TrackEntry, INDEX_PAGE_KIND, INDEX_PAGE_VERSION};
 pub use read::TrackScan;
 pub use root::TrackRoot;
-pub use value::TrackValue;
+pub use value::{RawRows, TrackValue};
 
 use crate::store::ObjectStore;
 

@@ -17,9 +17,11 @@
 //! digest in the key, and decoders check that the two agree.
 //!
 //! `r`, present only when the field keeps raw vectors, is the map
-//! `{"l": length, "o": offset, "s": vector-storage}`: the byte range of the
-//! run's raw f32 rows inside the field's `vector-storage` object (a tagged
-//! hash too, so the raw rows stay reachable for `gc`).
+//! `{"h": rows hash, "l": length, "o": offset, "s": vector-storage}`: the
+//! byte range of the run's raw f32 rows inside the field's
+//! `vector-storage` object (a tagged hash too, so the raw rows stay
+//! reachable for `gc`) and the BLAKE3 hash of those bytes (plain bytes, like
+//! the run hash), so a ranged read of raw rows is verified too.
 
 use ciborium::value::Value;
 use dreamdb_core::ContentHash;
@@ -39,15 +41,23 @@ pub struct RawRows {
     pub offset: u64,
     /// Byte length of the run's rows.
     pub len: u64,
+    /// BLAKE3 of the run's raw bytes (checked on every ranged read).
+    pub hash: ContentHash,
 }
 
 impl RawRows {
     fn encoded_len(&self) -> usize {
-        1 + 3 * 2 + enc::HASH_LEN + enc::head_len(self.offset) + enc::head_len(self.len)
+        1 + 4 * 2
+            + enc::HASH_LEN
+            + enc::bytes_len(dreamdb_core::hash::COMPACT_LEN)
+            + enc::head_len(self.offset)
+            + enc::head_len(self.len)
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
-        enc::map(out, 3);
+        enc::map(out, 4);
+        enc::text(out, "h");
+        enc::bytes(out, &self.hash.to_compact());
         enc::text(out, "l");
         enc::uint(out, self.len);
         enc::text(out, "o");
@@ -59,6 +69,7 @@ impl RawRows {
     fn to_value(self) -> Value {
         let t = |s: &str| Value::Text(s.to_owned());
         Value::Map(vec![
+            (t("h"), Value::Bytes(self.hash.to_compact().to_vec())),
             (t("l"), enc::uint_value(self.len)),
             (t("o"), enc::uint_value(self.offset)),
             (t("s"), enc::hash_value(&self.storage)),
@@ -69,8 +80,8 @@ impl RawRows {
         let Value::Map(entries) = value else {
             return Err("raw rows (\"r\") must be a map".to_owned());
         };
-        let mut fields: [Option<&Value>; 3] = [None; 3];
-        const NAMES: [&str; 3] = ["l", "o", "s"];
+        let mut fields: [Option<&Value>; 4] = [None; 4];
+        const NAMES: [&str; 4] = ["h", "l", "o", "s"];
         for (k, v) in entries {
             let name = enc::read_text_key(k)?;
             let Some(slot) = NAMES.iter().position(|n| *n == name) else {
@@ -80,7 +91,7 @@ impl RawRows {
                 return Err(format!("duplicate key {name:?} in raw rows"));
             }
         }
-        let [l, o, s] = fields;
+        let [h, l, o, s] = fields;
         fn need<'v>(v: Option<&'v Value>, name: &str) -> Result<&'v Value, String> {
             v.ok_or_else(|| format!("raw rows lack key {name:?}"))
         }
@@ -88,6 +99,7 @@ impl RawRows {
             len: enc::read_uint(need(l, "l")?)?,
             offset: enc::read_uint(need(o, "o")?)?,
             storage: enc::read_hash(need(s, "s")?)?,
+            hash: read_run_hash(need(h, "h")?)?,
         })
     }
 }
@@ -141,9 +153,9 @@ impl TrackValue {
         }
     }
 
-    /// A cell-order value with its raw rows' location (`storage`, byte
-    /// `offset` and `len`); other values are returned unchanged.
-    pub fn with_raw_rows(self, storage: ContentHash, offset: u64, len: u64) -> Self {
+    /// A cell-order value with its raw rows' location and hash; other
+    /// values are returned unchanged.
+    pub fn with_raw_rows(self, raw: RawRows) -> Self {
         match self {
             TrackValue::CellRun {
                 segment,
@@ -158,11 +170,7 @@ impl TrackValue {
                 len: l,
                 count,
                 run_hash,
-                raw: Some(RawRows {
-                    storage,
-                    offset,
-                    len,
-                }),
+                raw: Some(raw),
             },
             other => other,
         }
@@ -434,6 +442,7 @@ mod tests {
             storage: ContentHash::of(b"storage"),
             offset: 123_456_789,
             len: 1_280_000,
+            hash: ContentHash::of(b"rows"),
         };
         for value in [cell(None), cell(Some(raw))] {
             let mut out = Vec::new();
@@ -444,10 +453,7 @@ mod tests {
             assert_eq!(tree, value.to_value());
             assert_eq!(TrackValue::from_value(&tree).unwrap(), value);
         }
-        assert_eq!(
-            cell(None).with_raw_rows(raw.storage, raw.offset, raw.len),
-            cell(Some(raw))
-        );
+        assert_eq!(cell(None).with_raw_rows(raw), cell(Some(raw)));
         assert_eq!(cell(Some(raw)).raw_rows(), Some(raw));
         // The storage is a tagged hash: generic link walks find it.
         let links = crate::store::links(&cell(Some(raw)).to_value());
