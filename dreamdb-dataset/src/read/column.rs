@@ -332,14 +332,4 @@ impl ReadBatch {
         }
         Ok(())
     }
-
-    /// Splits off the first `n` rows.
-    pub(crate) fn split_front(&mut self, n: usize) -> ReadBatch {
-        let n = n.min(self.len());
-        let front: Vec<usize> = (0..n).collect();
-        let back: Vec<usize> = (n..self.len()).collect();
-        let head = self.take(&front);
-        *self = self.take(&back);
-        head
-    }
 }

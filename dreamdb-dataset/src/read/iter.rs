@@ -349,16 +349,44 @@ struct State {
     prefetch: usize,
     batch_size: usize,
     units: Option<UnitStream>,
+    /// Fewer than `batch_size` records waiting for the next unit.
     pending: ReadBatch,
+    /// Full batches cut from a loaded unit in one pass (cutting them one
+    /// at a time from the front re-copied the rest each time: quadratic
+    /// in the unit's size).
+    ready: std::collections::VecDeque<ReadBatch>,
     shuffle: Option<DeterministicStream>,
     finished: bool,
 }
 
 impl State {
+    /// Adds a loaded unit: tops up `pending` to a full batch, cuts the rest
+    /// into full batches (each row copied once) and keeps the remainder.
+    fn cut(&mut self, batch: ReadBatch) -> Result<(), DatasetError> {
+        let size = self.batch_size;
+        let need = size.saturating_sub(self.pending.len());
+        let total = batch.len();
+        if total < need {
+            return self.pending.append(batch);
+        }
+        let rows = |a: usize, b: usize| (a..b).collect::<Vec<usize>>();
+        let mut head = std::mem::take(&mut self.pending);
+        head.append(batch.take(&rows(0, need)))?;
+        self.ready.push_back(head);
+        let mut start = need;
+        while start + size <= total {
+            self.ready.push_back(batch.take(&rows(start, start + size)));
+            start += size;
+        }
+        if start < total {
+            self.pending = batch.take(&rows(start, total));
+        }
+        Ok(())
+    }
+
     async fn next(mut self) -> Result<Option<(ReadBatch, State)>, DatasetError> {
         loop {
-            if self.pending.len() >= self.batch_size {
-                let batch = self.pending.split_front(self.batch_size);
+            if let Some(batch) = self.ready.pop_front() {
                 return Ok(Some((batch, self)));
             }
             if self.finished {
@@ -391,7 +419,7 @@ impl State {
                         batch = batch.take(&rows);
                     }
                     if !batch.is_empty() {
-                        self.pending.append(batch)?;
+                        self.cut(batch)?;
                     }
                     drop(guard);
                 }
@@ -455,6 +483,7 @@ pub(crate) fn batches(
         batch_size: options.batch_size,
         units: None,
         pending: ReadBatch::default(),
+        ready: std::collections::VecDeque::new(),
         shuffle: None,
         finished: false,
     };
