@@ -16,7 +16,7 @@ Exit status:
   3  conflict (a ref moved and CAS was lost after retries, a name already taken,
      an incompatible or conflicting merge, fast-forward refused)
   4  threshold crossed (verify found damage; gc refused to sweep over damaged
-     reachable objects)
+     reachable objects; ada-ivf-status --fail-above exceeded)
 
 With --json the report (or, on failure, {\"error\": {...}, \"exit\": N}) is
 JSON on stdout; logs and progress go to stderr.";

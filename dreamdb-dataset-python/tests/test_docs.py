@@ -100,3 +100,30 @@ def test_stubs_match_the_module(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_operator_recall_check_gates_on_recall(tmp_path: Path) -> None:
+    """examples/operator/recall-check.py (the rebuild workflow's gate):
+    exit 0 with the measured recall at or above the threshold, 4 above it."""
+    import numpy as np
+
+    import dreamdb_dataset as vd
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(8, 24)).astype(np.float32)
+    x = (centres[rng.integers(0, 8, 800)] + 0.3 * rng.normal(size=(800, 24))).astype(np.float32)
+    schema = vd.Schema().add_embedding("emb", dim=24, algorithm="ivf", k=8)
+    ds = vd.Dataset.create("gate", schema, backend=str(tmp_path / "b"))
+    ds.append_many({"emb": x})
+    np.save(tmp_path / "q.npy", x[:20] + 0.01)
+    script = str(EXAMPLES / "operator" / "recall-check.py")
+    args = [script, "--backend", str(tmp_path / "b"), "--dataset", "gate", "--field", "emb",
+            "--queries", str(tmp_path / "q.npy"), "--nprobe", "8", "--refine", "8", "--json"]
+    out = run([*args, "--fail-below", "0.9"], tmp_path)
+    report = json.loads(out.stdout)
+    assert report["passed"] and report["recall"] >= 0.9, report
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    strict = subprocess.run([sys.executable, *args, "--fail-below", "1.01"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert strict.returncode == 4, strict.stdout + strict.stderr
+    assert json.loads(strict.stdout)["passed"] is False

@@ -14,8 +14,7 @@
 # $TEXTFILE_DIR/dreamdb.prom atomically (write to a temp file, rename).
 # Needs jq. `gc --dry-run` deletes nothing: it measures what a GC would
 # reclaim with the same retention as gc-cron.yaml.
-# The index-balance metrics (DREAMDB_IVF_FIELD set): REQUIRES a dreamdb build
-# with the spatial verbs (ada-ivf-status); without it they are skipped.
+# The index-balance metrics come from ada-ivf-status (DREAMDB_IVF_FIELD set).
 set -u
 
 TEXTFILE_DIR=${TEXTFILE_DIR:-/var/lib/node_exporter/textfile_collector}
