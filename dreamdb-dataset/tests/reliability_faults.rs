@@ -47,6 +47,7 @@ enum Op {
     Merge,
     Delete,
     Gc,
+    Compact,
 }
 
 /// What the starting state holds.
@@ -115,6 +116,18 @@ async fn prepare(dir: &Path, op: Op) -> Start {
                 0,
             ));
         }
+        Op::Compact => {
+            // Two runs per touched cell and deleted records: compact has
+            // cells to rewrite and records to drop.
+            acks.push(ack(
+                &ds.append_many(batch(4, 0, ROWS, BLOB)).await.unwrap(),
+                4,
+                0,
+            ));
+            let first = acks[0].first;
+            let anchors: Vec<u64> = (first..first + DELETED as u64).collect();
+            ds.delete(&anchors, "before compact").await.unwrap();
+        }
         Op::Append | Op::Delete => {}
     }
     Start { acks }
@@ -156,6 +169,11 @@ async fn run(connector: Arc<dyn Connector>, op: Op, start: &Start) -> Result<Out
                 .map(Outcome::Deleted)
                 .map_err(|e| e.to_string())
         }
+        Op::Compact => ds
+            .compact(None)
+            .await
+            .map(|r| Outcome::Compacted(r.records_dropped))
+            .map_err(|e| e.to_string()),
         Op::Gc => unreachable!(),
     }
 }
@@ -167,6 +185,7 @@ enum Outcome {
     Merged(MergeKind),
     Deleted(u64),
     Gc(GcReport),
+    Compacted(u64),
 }
 
 /// After the operation (and its retry) succeeded: everything is there
@@ -188,7 +207,28 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
         (Op::Merge, Outcome::Merged(kind)) => assert_eq!(*kind, MergeKind::Merged, "{label}"),
         (Op::Delete, Outcome::Deleted(_)) => {}
         (Op::Gc, Outcome::Gc(_)) => {}
+        (Op::Compact, Outcome::Compacted(_)) => {}
         other => panic!("{label}: unexpected {other:?}"),
+    }
+    if op == Op::Compact {
+        // The deleted records stay invisible, every other record of both
+        // batches is there once, and a second compact has nothing to do
+        // (the first one, or its retry, completed).
+        let first = acks[0].first;
+        for a in first..first + DELETED as u64 {
+            assert!(
+                ds.get(a, None).await.unwrap().is_none(),
+                "{label}: deleted {a} is visible"
+            );
+        }
+        for a in [first + DELETED as u64, acks[1].first, acks[1].first + ROWS as u64 - 1] {
+            assert!(ds.get(a, None).await.unwrap().is_some(), "{label}: {a} lost");
+        }
+        let all = ds.iter(Default::default()).await.unwrap();
+        assert_eq!(all.len(), 2 * ROWS - DELETED, "{label}");
+        let again = ds.compact(None).await.unwrap();
+        assert_eq!(again.records_dropped, 0, "{label}: {again:?}");
+        return;
     }
     if op == Op::Delete {
         let first = acks[0].first;
@@ -290,6 +330,11 @@ async fn merge_survives_every_single_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_survives_every_single_fault() {
     every_call_fails_once(Op::Delete, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_survives_every_single_fault() {
+    every_call_fails_once(Op::Compact, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,7 +441,7 @@ async fn a_lost_response_to_a_landed_ref_put_is_not_a_conflict() {
             let expected = match op {
                 Op::Append | Op::Delete => 3,
                 Op::Merge => 5,
-                Op::Gc => unreachable!(),
+                Op::Gc | Op::Compact => unreachable!(),
             };
             assert_eq!(history.len(), expected, "{label}: published once");
         }
