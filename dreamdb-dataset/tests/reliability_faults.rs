@@ -221,8 +221,15 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
                 "{label}: deleted {a} is visible"
             );
         }
-        for a in [first + DELETED as u64, acks[1].first, acks[1].first + ROWS as u64 - 1] {
-            assert!(ds.get(a, None).await.unwrap().is_some(), "{label}: {a} lost");
+        for a in [
+            first + DELETED as u64,
+            acks[1].first,
+            acks[1].first + ROWS as u64 - 1,
+        ] {
+            assert!(
+                ds.get(a, None).await.unwrap().is_some(),
+                "{label}: {a} lost"
+            );
         }
         let all = ds.iter(Default::default()).await.unwrap();
         assert_eq!(all.len(), 2 * ROWS - DELETED, "{label}");
