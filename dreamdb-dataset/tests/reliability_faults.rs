@@ -48,6 +48,7 @@ enum Op {
     Delete,
     Gc,
     Compact,
+    AdaStep,
 }
 
 /// What the starting state holds.
@@ -128,6 +129,15 @@ async fn prepare(dir: &Path, op: Op) -> Start {
             let anchors: Vec<u64> = (first..first + DELETED as u64).collect();
             ds.delete(&anchors, "before compact").await.unwrap();
         }
+        Op::AdaStep => {
+            for w in 6..9 {
+                acks.push(ack(
+                    &ds.append_many(batch(w, 0, ROWS, BLOB)).await.unwrap(),
+                    w,
+                    0,
+                ));
+            }
+        }
         Op::Append | Op::Delete => {}
     }
     Start { acks }
@@ -174,8 +184,17 @@ async fn run(connector: Arc<dyn Connector>, op: Op, start: &Start) -> Result<Out
             .await
             .map(|r| Outcome::Compacted(r.records_dropped))
             .map_err(|e| e.to_string()),
+        Op::AdaStep => ds
+            .ada_ivf_step("embedding", ada_options())
+            .await
+            .map(|r| Outcome::Stepped(r.manifest.is_some()))
+            .map_err(|e| e.to_string()),
         Op::Gc => unreachable!(),
     }
+}
+
+fn ada_options() -> dreamdb_dataset::maintain::AdaIvfStepOptions {
+    dreamdb_dataset::maintain::AdaIvfStepOptions::new(1.3, 0.5)
 }
 
 #[derive(Debug)]
@@ -186,6 +205,7 @@ enum Outcome {
     Deleted(u64),
     Gc(GcReport),
     Compacted(u64),
+    Stepped(bool),
 }
 
 /// After the operation (and its retry) succeeded: everything is there
@@ -208,6 +228,7 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
         (Op::Delete, Outcome::Deleted(_)) => {}
         (Op::Gc, Outcome::Gc(_)) => {}
         (Op::Compact, Outcome::Compacted(_)) => {}
+        (Op::AdaStep, Outcome::Stepped(_)) => {}
         other => panic!("{label}: unexpected {other:?}"),
     }
     if op == Op::Compact {
@@ -271,6 +292,12 @@ async fn every_call_fails_once(op: Op, strict: bool) -> (u64, u64, u64) {
     copy_dir(template.path(), clean_dir.path());
     let inj = Arc::new(FaultInjector::inert(local(clean_dir.path()).await));
     let done = run(inj.clone(), op, &start).await.unwrap();
+    if let Outcome::Stepped(stepped) = done {
+        assert!(
+            stepped,
+            "the clean Ada-IVF step changed no cell: the test would test nothing"
+        );
+    }
     let calls = inj.calls();
     check(
         clean_dir.path(),
@@ -342,6 +369,11 @@ async fn delete_survives_every_single_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compact_survives_every_single_fault() {
     every_call_fails_once(Op::Compact, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ada_ivf_step_survives_every_single_fault() {
+    every_call_fails_once(Op::AdaStep, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +480,7 @@ async fn a_lost_response_to_a_landed_ref_put_is_not_a_conflict() {
             let expected = match op {
                 Op::Append | Op::Delete => 3,
                 Op::Merge => 5,
-                Op::Gc | Op::Compact => unreachable!(),
+                Op::Gc | Op::Compact | Op::AdaStep => unreachable!(),
             };
             assert_eq!(history.len(), expected, "{label}: published once");
         }
