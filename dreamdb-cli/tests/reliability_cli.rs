@@ -9,8 +9,8 @@
 //! - corruption: `verify` exits 4 and lists every damaged segment (spatial
 //!   bucket, vector storage, blob and scalar segments);
 //! - crashes: `gc` SIGKILLed at random points, `DREAMDB_CLI_GC_KILLS`
-//!   times (default 8); afterwards the data is whole and a completed `gc`
-//!   leaves `verify` clean.
+//!   times (default 8), and `compact`, `DREAMDB_CLI_COMPACT_KILLS` times
+//!   (default 6); after each kill the data is whole and `verify` clean.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -246,11 +246,12 @@ async fn sigkill_during_cli_gc() {
         check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
         let after_kill = run(&url, &["--json", "verify"]);
         if code(&after_kill) != 0 {
-            // An interrupted sweep (see reliability_faults::
-            // an_interrupted_gc_leaves_verify_clean).
+            // An interrupted sweep used to leave history dirty until the
+            // next gc (fixed: cut points go first, spec/0006 §4).
             assert_eq!(code(&after_kill), 4, "{}", stderr(&after_kill));
             dirty += 1;
         }
+        assert_eq!(dirty, 0, "kill {k}: verify unclean after an interrupted gc");
         // A completed GC leaves everything clean.
         json(&url, &["gc", "--keep-manifests", "1", "--grace", "0s"], 0);
         let clean = json(&url, &["verify"], 0);
@@ -259,6 +260,55 @@ async fn sigkill_during_cli_gc() {
     }
     println!(
         "CLI gc: {kills} SIGKILLs survived, {} appends whole; {dirty} interrupted states verify-unclean until the next gc",
+        acks.len()
+    );
+}
+
+/// `compact` SIGKILLed at random points, `DREAMDB_CLI_COMPACT_KILLS` times
+/// (default 6), on a dataset fragmented by many small appends: right
+/// after each kill the dataset opens, every acknowledged append is whole
+/// and `verify` is clean (an interrupted compact only leaves unreferenced
+/// objects); a completed compact then leaves it clean too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_cli_compact() {
+    let kills = support::env_u64("DREAMDB_CLI_COMPACT_KILLS", 6);
+    let mut rng = Rng::new(support::seed(0x00c0_3ac7));
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().to_str().unwrap().to_owned();
+    let mut acks = dataset(&url, 6).await;
+    let ds = Dataset::open(&url, DATASET, OpenOptions::default())
+        .await
+        .unwrap();
+    for k in 0..kills {
+        // New fragmentation each round: more runs per cell.
+        let next = acks.len() as u64;
+        acks.extend(append(&ds, next, next + 3).await);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
+            .env_remove("DREAMDB_BACKEND")
+            .env_remove("DREAMDB_DATASET")
+            .args(["--backend", &url, "--dataset", DATASET, "compact"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.range(2, 80)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let cold = Dataset::open(&url, DATASET, OpenOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
+        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+        let after_kill = json(&url, &["verify"], 0);
+        assert_eq!(after_kill["clean"], true, "kill {k}");
+        json(&url, &["compact"], 0);
+        assert_eq!(json(&url, &["verify"], 0)["clean"], true, "kill {k}");
+        let done = Dataset::open(&url, DATASET, OpenOptions::default())
+            .await
+            .unwrap();
+        check_batches(&done, &acks, &rows_of, &blob_of, 1).await;
+    }
+    println!(
+        "CLI compact: {kills} SIGKILLs survived, {} appends whole",
         acks.len()
     );
 }
