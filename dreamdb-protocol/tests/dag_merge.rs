@@ -515,3 +515,143 @@ async fn criss_cross_is_refused() {
     let err = repo.merge(&name("main"), y, &opts()).await.unwrap_err();
     assert!(matches!(err, DagError::CrissCross { .. }), "{err}");
 }
+
+/// A connector that, while `remaining > 0`, lets another writer commit to
+/// `main` just before each conditional write of `main`'s ref goes through:
+/// the merge built before it then loses its compare-and-swap.
+struct Interloper {
+    inner: Arc<dyn Connector>,
+    remaining: std::sync::atomic::AtomicUsize,
+    commit: InterloperCommit,
+}
+
+impl std::fmt::Debug for Interloper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interloper").finish_non_exhaustive()
+    }
+}
+
+type InterloperCommit = Box<dyn Fn(usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+#[async_trait::async_trait]
+impl Connector for Interloper {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn get(
+        &self,
+        key: &dreamdb_connector::ObjectKey,
+    ) -> Result<dreamdb_connector::GetResult, dreamdb_connector::ConnectorError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(
+        &self,
+        key: &dreamdb_connector::ObjectKey,
+        range: dreamdb_connector::ByteRange,
+    ) -> Result<bytes::Bytes, dreamdb_connector::ConnectorError> {
+        self.inner.get_range(key, range).await
+    }
+    async fn head(
+        &self,
+        key: &dreamdb_connector::ObjectKey,
+    ) -> Result<dreamdb_connector::ObjectMeta, dreamdb_connector::ConnectorError> {
+        self.inner.head(key).await
+    }
+    async fn put(
+        &self,
+        key: &dreamdb_connector::ObjectKey,
+        bytes: bytes::Bytes,
+        mode: dreamdb_connector::PutMode,
+    ) -> Result<dreamdb_connector::PutOutcome, dreamdb_connector::ConnectorError> {
+        use std::sync::atomic::Ordering;
+        if key.as_str().ends_with("/refs/main")
+            && matches!(mode, dreamdb_connector::PutMode::Update(_))
+        {
+            let left = self.remaining.load(Ordering::SeqCst);
+            if left > 0 {
+                self.remaining.store(left - 1, Ordering::SeqCst);
+                (self.commit)(left).await;
+            }
+        }
+        self.inner.put(key, bytes, mode).await
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a dreamdb_connector::KeyPrefix,
+    ) -> dreamdb_connector::ListStream<'a> {
+        self.inner.list(prefix)
+    }
+    async fn delete(
+        &self,
+        key: &dreamdb_connector::ObjectKey,
+    ) -> Result<(), dreamdb_connector::ConnectorError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// A merge whose compare-and-swap is lost (3 times: another writer commits
+/// to `main` right before each) is carried onto the new tip: parents
+/// `[new tip, theirs]`, and the content is exactly the full merge's: every
+/// entry of the new tip and of the merged branch, records summed.
+#[tokio::test]
+async fn a_merge_that_loses_its_race_is_rebased_onto_the_new_tip() {
+    let inner: Arc<dyn Connector> = Arc::new(MemoryConnector::new());
+    let other = repo(inner.clone());
+    let m0 = create(&other).await;
+    other.branch(&name("dev"), m0).await.unwrap();
+    let (sm, sd) = (segment(&other, "main").await, segment(&other, "dev").await);
+    let main_first: Vec<_> = (0..4).map(|i| anchor_entry(100 + i, sm, 2)).collect();
+    append(&other, "main", "label", main_first.clone(), None)
+        .await
+        .unwrap();
+    let dev_entries: Vec<_> = (0..5).map(|i| anchor_entry(500 + i, sd, 3)).collect();
+    let dev = append(&other, "dev", "label", dev_entries.clone(), None)
+        .await
+        .unwrap();
+
+    let interloper_repo = repo(inner.clone());
+    let interloper = Arc::new(Interloper {
+        inner: inner.clone(),
+        remaining: std::sync::atomic::AtomicUsize::new(3),
+        commit: Box::new(move |left| {
+            let repo = interloper_repo.clone();
+            Box::pin(async move {
+                let s = segment(&repo, &format!("interloper {left}")).await;
+                let entry = anchor_entry(1_000 + left as u64, s, 1);
+                append(&repo, "main", "label", vec![entry], None)
+                    .await
+                    .unwrap();
+            })
+        }),
+    });
+    let merger = repo(interloper.clone());
+    let out = merger.merge(&name("main"), dev, &opts()).await.unwrap();
+    let MergeOutcome::Merged { manifest, attempts } = out else {
+        panic!("expected a merge, got {out:?}");
+    };
+    assert_eq!(attempts, 4, "3 lost races, then published");
+    assert_eq!(tip(&other, "main").await, manifest);
+    let m = other.manifest(&manifest).await.unwrap();
+    let first_parent = m.parents[0];
+    assert_eq!(m.parents, vec![first_parent, dev]);
+    // The first parent is main after all three interlopers.
+    let before = other.manifest(&first_parent).await.unwrap();
+    assert_eq!(before.records, 4 * 2 + 3);
+    assert_eq!(m.records, 4 * 2 + 3 + 5 * 3);
+    let merged = tracks_of(&other, &manifest).await;
+    let mut expected = keys(&tracks_of(&other, &first_parent).await, "label");
+    expected.extend(dev_entries.iter().map(k));
+    expected.sort();
+    assert_eq!(keys(&merged, "label"), expected);
+    assert_eq!(expected.len(), 4 + 3 + 5);
+    // The same merge made in full on that first parent gives the same
+    // content.
+    other.branch(&name("check"), first_parent).await.unwrap();
+    let MergeOutcome::Merged { manifest: full, .. } =
+        other.merge(&name("check"), dev, &opts()).await.unwrap()
+    else {
+        panic!("expected a merge");
+    };
+    assert_eq!(tracks_of(&other, &full).await, merged);
+    assert_eq!(other.manifest(&full).await.unwrap().records, m.records);
+}

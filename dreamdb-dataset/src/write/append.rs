@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::dag::{CommitLoopOptions, DagError, Draft};
 use dreamdb_protocol::objects::{
-    FieldSpec, Manifest, ObjectKind, Schema, SpatialIndexObject, TrackRoot,
+    FieldSpec, Manifest, ObjectKind, Schema, SpatialIndexObject, TrackRoot, TrackState,
 };
 use dreamdb_protocol::track::Track;
 use rayon::prelude::*;
@@ -266,109 +266,138 @@ impl CommitCtx {
         }
         let track = Track::with_config(store.clone(), ds.repo().config().track)
             .map_err(|e| Err(e.into()))?;
+        // The fields are independent: rebase them concurrently, so the
+        // window between reading the tip and publishing is one field's
+        // round trips, not their sum.
+        let outcomes = futures::future::join_all(
+            self.plans
+                .iter()
+                .map(|plan| self.rebase_field(plan, tip_hash, tip, &track)),
+        )
+        .await;
         let mut stats_out = BTreeMap::new();
-        for plan in &self.plans {
-            let current = tip.tracks.get(&plan.field);
-            // Spatial index and compressor.
-            let tip_si = current.and_then(|s| s.spatial_index);
-            let spatial_index = match (plan.spatial_index, tip_si) {
-                (Some(ours), Some(theirs)) if ours != theirs => {
-                    let cells: BTreeSet<u32> =
-                        plan.changes.iter().filter_map(|c| c.key().cell()).collect();
-                    if !cells_still_valid(store, ours, theirs, &cells)
-                        .await
-                        .map_err(fail)?
-                    {
-                        return Err(self.spatial_moved(DatasetError::Conflict {
-                            reason: format!(
-                                "field {:?}: the tip's spatial index {} is not the one the records were placed under ({}) nor a descendant keeping their cells; append again to re-place them",
-                                plan.field, theirs.short(), ours.short()
-                            ),
-                        }));
-                    }
-                    Some(theirs)
-                }
-                (Some(ours), None) if !plan.trained && current.is_some() => {
-                    return Err(self.spatial_moved(DatasetError::Conflict {
-                        reason: format!(
-                            "field {:?}: the tip's track has no spatial index, the records were placed under {}",
-                            plan.field,
-                            ours.short()
-                        ),
-                    }))
-                }
-                (ours, theirs) => theirs.or(ours),
-            };
-            let tip_comp = current.and_then(|s| s.compressor);
-            let compressor = match (plan.compressor, tip_comp) {
-                (Some(ours), Some(theirs)) if ours != theirs => {
-                    return Err(self.spatial_moved(DatasetError::Conflict {
-                        reason: format!(
-                            "field {:?}: the tip's compressor {} differs from the records' {}",
-                            plan.field,
-                            theirs.short(),
-                            ours.short()
-                        ),
-                    }))
-                }
-                (ours, theirs) => theirs.or(ours),
-            };
-            // Track.
-            let root = current.map_or_else(TrackRoot::empty, |s| s.root.clone());
-            let (new_root, _) = track
-                .apply(&root, plan.changes.iter().copied())
-                .await
-                .map_err(|e| Err(e.into()))?;
-            // Stats.
-            let mut stats_hash = None;
-            if let (Some(delta), Some((cells, live))) = (&plan.stats_delta, &plan.cells) {
-                let (cells, live) = if spatial_index == plan.spatial_index {
-                    (*cells, live.clone())
-                } else {
-                    let si = spatial_index.unwrap_or(ContentHash::EMPTY);
-                    let loaded = load_spatial(store, si, compressor).await.map_err(fail)?;
-                    (
-                        layout::cell_count(&loaded.index).map_err(fail)?,
-                        layout::live_cells(&loaded.index).map_err(fail)?,
-                    )
-                };
-                let base = match (current, ds.memo_get(tip_hash, &plan.field)) {
-                    (None, _) => Arc::new(StatsData::empty(cells)),
-                    (Some(_), Some(memo)) => memo,
-                    (Some(state), None) => {
-                        Arc::new(load_stats(store, state, cells).await.map_err(fail)?)
-                    }
-                };
-                let new = Arc::new(base.plus(delta));
-                if compat::TRACK_META {
-                    let (bytes, hash) = new.to_object().encode().map_err(|e| Err(e.into()))?;
-                    store
-                        .put_bytes(bytes)
-                        .await
-                        .map_err(|e| Err(DagError::from(e)))?;
-                    stats_hash = Some(hash);
-                }
-                stats_out.insert(plan.field.clone(), (new, stats_hash, live));
+        for (plan, outcome) in self.plans.iter().zip(outcomes) {
+            let (state, stats) = outcome?;
+            draft.tracks.insert(plan.field.clone(), state);
+            if let Some(stats) = stats {
+                stats_out.insert(plan.field.clone(), stats);
             }
-            let last_anchor = if compat::TRACK_META {
-                // A state without a recorded last anchor (after a merge or
-                // a generic commit) is descended once, never guessed.
-                let before = match current {
-                    Some(state) => track_last_anchor(store, state).await.map_err(fail)?,
-                    None => None,
-                };
-                Some(before.map_or(plan.last_anchor, |b| b.max(plan.last_anchor)))
-            } else {
-                None
-            };
-            draft.tracks.insert(
-                plan.field.clone(),
-                compat::track_state(new_root, spatial_index, compressor, stats_hash, last_anchor),
-            );
         }
         draft.records = tip.records.saturating_add(self.records_delta);
         *lock(&self.last_stats) = stats_out;
         Ok(draft)
+    }
+
+    /// One field's track state on `tip`, and its stats when the plan
+    /// carries them.
+    async fn rebase_field(
+        &self,
+        plan: &FieldPlan,
+        tip_hash: ContentHash,
+        tip: &Manifest,
+        track: &Track,
+    ) -> Result<(TrackState, Option<FieldStats>), Result<Abort, DagError>> {
+        let ds = &self.ds;
+        let store = ds.store();
+        let fail = |e: DatasetError| Ok(Abort::Error(e));
+        let current = tip.tracks.get(&plan.field);
+        // Spatial index and compressor.
+        let tip_si = current.and_then(|s| s.spatial_index);
+        let spatial_index = match (plan.spatial_index, tip_si) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                let cells: BTreeSet<u32> =
+                    plan.changes.iter().filter_map(|c| c.key().cell()).collect();
+                if !cells_still_valid(store, ours, theirs, &cells)
+                    .await
+                    .map_err(fail)?
+                {
+                    return Err(self.spatial_moved(DatasetError::Conflict {
+                        reason: format!(
+                            "field {:?}: the tip's spatial index {} is not the one the records were placed under ({}) nor a descendant keeping their cells; append again to re-place them",
+                            plan.field, theirs.short(), ours.short()
+                        ),
+                    }));
+                }
+                Some(theirs)
+            }
+            (Some(ours), None) if !plan.trained && current.is_some() => {
+                return Err(self.spatial_moved(DatasetError::Conflict {
+                    reason: format!(
+                        "field {:?}: the tip's track has no spatial index, the records were placed under {}",
+                        plan.field,
+                        ours.short()
+                    ),
+                }))
+            }
+            (ours, theirs) => theirs.or(ours),
+        };
+        let tip_comp = current.and_then(|s| s.compressor);
+        let compressor = match (plan.compressor, tip_comp) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                return Err(self.spatial_moved(DatasetError::Conflict {
+                    reason: format!(
+                        "field {:?}: the tip's compressor {} differs from the records' {}",
+                        plan.field,
+                        theirs.short(),
+                        ours.short()
+                    ),
+                }))
+            }
+            (ours, theirs) => theirs.or(ours),
+        };
+        // Track.
+        let root = current.map_or_else(TrackRoot::empty, |s| s.root.clone());
+        let (new_root, _) = track
+            .apply(&root, plan.changes.iter().copied())
+            .await
+            .map_err(|e| Err(e.into()))?;
+        // Stats.
+        let mut stats_hash = None;
+        let mut field_stats = None;
+        if let (Some(delta), Some((cells, live))) = (&plan.stats_delta, &plan.cells) {
+            let (cells, live) = if spatial_index == plan.spatial_index {
+                (*cells, live.clone())
+            } else {
+                let si = spatial_index.unwrap_or(ContentHash::EMPTY);
+                let loaded = load_spatial(store, si, compressor).await.map_err(fail)?;
+                (
+                    layout::cell_count(&loaded.index).map_err(fail)?,
+                    layout::live_cells(&loaded.index).map_err(fail)?,
+                )
+            };
+            let base = match (current, ds.memo_get(tip_hash, &plan.field)) {
+                (None, _) => Arc::new(StatsData::empty(cells)),
+                (Some(_), Some(memo)) => memo,
+                (Some(state), None) => {
+                    Arc::new(load_stats(store, state, cells).await.map_err(fail)?)
+                }
+            };
+            let new = Arc::new(base.plus(delta));
+            if compat::TRACK_META {
+                let (bytes, hash) = new.to_object().encode().map_err(|e| Err(e.into()))?;
+                store
+                    .put_bytes(bytes)
+                    .await
+                    .map_err(|e| Err(DagError::from(e)))?;
+                stats_hash = Some(hash);
+            }
+            field_stats = Some((new, stats_hash, live));
+        }
+        let last_anchor = if compat::TRACK_META {
+            // A state without a recorded last anchor (after a merge or
+            // a generic commit) is descended once, never guessed.
+            let before = match current {
+                Some(state) => track_last_anchor(store, state).await.map_err(fail)?,
+                None => None,
+            };
+            Some(before.map_or(plan.last_anchor, |b| b.max(plan.last_anchor)))
+        } else {
+            None
+        };
+        Ok((
+            compat::track_state(new_root, spatial_index, compressor, stats_hash, last_anchor),
+            field_stats,
+        ))
     }
 }
 

@@ -8,7 +8,8 @@
 //!
 //! [`Repo::commit_changes`] is the loop for commuting changes: read the
 //! tip, re-derive the Manifest from it with the caller's closure, publish,
-//! and on a lost race repeat with jittered backoff. [`Repo::apply_changes`]
+//! and on a lost race repeat (at once on the tip the loss re-read, then
+//! with jittered backoff). [`Repo::apply_changes`]
 //! is that loop for the common case — batches of track changes and
 //! tombstones — and enforces the spatial-index rule of a rebase.
 
@@ -23,6 +24,9 @@ use super::refs::{PublishOutcome, RefState};
 use super::{roots, spatial, DagError, Repo, RetryPolicy, TOMBSTONES_KEY};
 use crate::objects::{Genesis, Manifest, Schema, Tombstone, TombstoneList, TrackState};
 use crate::track::Change;
+
+/// Lost races retried at once on the re-read tip before backing off.
+pub(super) const IMMEDIATE_REBASES: u32 = 4;
 
 /// Everything of a new Manifest that the commit machinery does not derive
 /// (parents, height, time and Genesis are derived).
@@ -251,9 +255,22 @@ impl Repo {
         let max_attempts = options.max_attempts.unwrap_or(policy.max_attempts).max(1);
         let mut first_tip = None;
         let mut last_tip = None;
+        // The ref as the last lost CAS re-read it: the next attempt starts
+        // from it instead of reading the ref again, which shortens the
+        // window between reading the tip and publishing (under sustained
+        // commits by others, that window decides who starves).
+        let mut known_tip = None;
         for attempt in 1..=max_attempts {
-            policy.wait(attempt).await;
-            let tip = self.require_ref(name).await?;
+            // The first rebases after a lost race start at once on the tip
+            // the loss re-read; later ones back off (jittered) and read the
+            // ref again, which spreads out many writers hammering one ref.
+            let tip = match known_tip.take() {
+                Some(tip) if attempt <= IMMEDIATE_REBASES + 1 => tip,
+                _ => {
+                    policy.wait(attempt.saturating_sub(IMMEDIATE_REBASES)).await;
+                    self.require_ref(name).await?
+                }
+            };
             first_tip.get_or_insert(tip.manifest);
             let tip_manifest = self.manifest(&tip.manifest).await?;
             let draft = change(tip.manifest, tip_manifest).await?;
@@ -272,7 +289,10 @@ impl Repo {
                         state,
                     })
                 }
-                PublishOutcome::Lost { tip } => last_tip = Some(tip.manifest),
+                PublishOutcome::Lost { tip } => {
+                    last_tip = Some(tip.manifest);
+                    known_tip = Some(tip);
+                }
             }
         }
         Err(DagError::Conflict {

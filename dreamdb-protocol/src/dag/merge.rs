@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dreamdb_core::ref_name::RefName;
 use dreamdb_core::ContentHash;
 
-use super::commit::{CommitOptions, Draft};
+use super::commit::{CommitOptions, Draft, IMMEDIATE_REBASES};
 use super::refs::PublishOutcome;
 use super::{roots, spatial, DagError, Repo, TOMBSTONES_KEY};
 use crate::objects::{Manifest, Schema, TombstoneList, TrackState};
@@ -146,6 +146,29 @@ struct Acc {
     records: u64,
 }
 
+impl Acc {
+    /// The result so far: `m` unchanged.
+    fn of(m: &Manifest) -> Self {
+        Acc {
+            schema_hash: m.schema,
+            schema: None,
+            tracks: m.tracks.clone(),
+            registry: m.registry.clone(),
+            records: m.records,
+        }
+    }
+}
+
+/// A merge Manifest built for a tip that then moved.
+struct BuiltMerge {
+    /// The tip it was built on.
+    on: ContentHash,
+    /// The merge Manifest.
+    merge: ContentHash,
+    /// The branches it merged in.
+    theirs: Vec<ContentHash>,
+}
+
 fn pick<T: PartialEq + Clone>(base: &T, ours: &T, theirs: &T) -> Option<T> {
     if ours == theirs || theirs == base {
         Some(ours.clone())
@@ -187,9 +210,19 @@ impl Repo {
         let max_attempts = options.max_attempts.unwrap_or(policy.max_attempts).max(1);
         let mut first = None;
         let mut last = None;
+        // The ref as the last lost CAS re-read it, and the merge built for
+        // the tip before it: a lost race rebases that merge onto the new tip
+        // instead of merging every branch again from its base.
+        let mut known_tip = None;
+        let mut prior: Option<BuiltMerge> = None;
         for attempt in 1..=max_attempts {
-            policy.wait(attempt).await;
-            let tip = self.require_ref(ours).await?;
+            let tip = match known_tip.take() {
+                Some(tip) if attempt <= IMMEDIATE_REBASES + 1 => tip,
+                _ => {
+                    policy.wait(attempt.saturating_sub(IMMEDIATE_REBASES)).await;
+                    self.require_ref(ours).await?
+                }
+            };
             first.get_or_insert(tip.manifest);
             let mut pending = Vec::new();
             for t in theirs {
@@ -205,7 +238,18 @@ impl Repo {
                 {
                     *only
                 }
-                _ => self.build_merge(tip.manifest, &pending, options).await?,
+                _ => {
+                    let rebased = match prior.take() {
+                        Some(built) if built.theirs == pending => {
+                            self.rebase_merge(tip.manifest, &built, options).await?
+                        }
+                        _ => None,
+                    };
+                    match rebased {
+                        Some(hash) => hash,
+                        None => self.build_merge(tip.manifest, &pending, options).await?,
+                    }
+                }
             };
             match self.publish(ours, target, Some(&tip)).await? {
                 PublishOutcome::Published { .. } if pending.as_slice() == [target] => {
@@ -217,7 +261,17 @@ impl Repo {
                         attempts: attempt,
                     })
                 }
-                PublishOutcome::Lost { tip } => last = Some(tip.manifest),
+                PublishOutcome::Lost { tip: now } => {
+                    last = Some(now.manifest);
+                    if pending.as_slice() != [target] {
+                        prior = Some(BuiltMerge {
+                            on: tip.manifest,
+                            merge: target,
+                            theirs: pending,
+                        });
+                    }
+                    known_tip = Some(now);
+                }
             }
         }
         Err(DagError::Conflict {
@@ -225,6 +279,44 @@ impl Repo {
             expected: first,
             actual: last,
         })
+    }
+
+    /// The merge `built` (made on an earlier tip) carried onto tip `now`:
+    /// a 3-way union with the earlier tip as base and parents `[now,
+    /// theirs…]`. Equal to merging every branch into `now` from its own
+    /// base when the union strategy is used and nothing conflicts, at the
+    /// cost of the changes since the earlier tip. `None` (redo the merge in
+    /// full) for other strategies, when `now` does not descend from the
+    /// earlier tip (the ref was reset), or on any conflict — the full merge
+    /// then reports it against the real bases.
+    async fn rebase_merge(
+        &self,
+        now: ContentHash,
+        built: &BuiltMerge,
+        options: &MergeOptions,
+    ) -> Result<Option<ContentHash>, DagError> {
+        if options.strategy != Strategy::Union
+            || !options.fields.is_empty()
+            || !self.is_ancestor(built.on, now).await?
+        {
+            return Ok(None);
+        }
+        let n = self.manifest(&now).await?;
+        let before = self.manifest(&built.on).await?;
+        let merged = self.manifest(&built.merge).await?;
+        let mut acc = Acc::of(&n);
+        match self.merge_step(&mut acc, &before, &merged, options).await {
+            Ok(()) => {}
+            Err(
+                DagError::MergeConflict { .. }
+                | DagError::SpatialIndexIncompatible { .. }
+                | DagError::CrissCross { .. },
+            ) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        self.finish_merge(now, &built.theirs, acc, options)
+            .await
+            .map(Some)
     }
 
     /// Writes the merge Manifest of `theirs` into `ours` (not published).
@@ -235,13 +327,7 @@ impl Repo {
         options: &MergeOptions,
     ) -> Result<ContentHash, DagError> {
         let o = self.manifest(&ours).await?;
-        let mut acc = Acc {
-            schema_hash: o.schema,
-            schema: None,
-            tracks: o.tracks.clone(),
-            registry: o.registry.clone(),
-            records: o.records,
-        };
+        let mut acc = Acc::of(&o);
         for t in theirs {
             let bases = self.lca(ours, *t).await?;
             let base = match bases.as_slice() {
@@ -264,6 +350,17 @@ impl Repo {
             let tm = self.manifest(t).await?;
             self.merge_step(&mut acc, &b, &tm, options).await?;
         }
+        self.finish_merge(ours, theirs, acc, options).await
+    }
+
+    /// Writes the merge Manifest of `acc` with parents `[ours, theirs…]`.
+    async fn finish_merge(
+        &self,
+        ours: ContentHash,
+        theirs: &[ContentHash],
+        acc: Acc,
+        options: &MergeOptions,
+    ) -> Result<ContentHash, DagError> {
         let schema = match acc.schema {
             Some(schema) => self.put_object(&schema).await?,
             None => acc.schema_hash,
@@ -303,17 +400,24 @@ impl Repo {
             .chain(t.tracks.keys())
             .cloned()
             .collect();
-        for name in names {
-            let ours = acc.tracks.get(&name).cloned();
-            let theirs = t.tracks.get(&name).cloned();
-            let merged = match options.side_of(&name) {
-                Some(Side::Ours) => ours,
-                Some(Side::Theirs) => theirs,
-                None => {
-                    self.merge_track(&name, b.tracks.get(&name), ours.as_ref(), theirs.as_ref())
-                        .await?
+        // Fields merge independently: concurrently, so a merge waits for
+        // its slowest field's page reads, not for their sum.
+        let merged = futures::future::try_join_all(names.iter().map(|name| {
+            let ours = acc.tracks.get(name).cloned();
+            let theirs = t.tracks.get(name).cloned();
+            async move {
+                match options.side_of(name) {
+                    Some(Side::Ours) => Ok(ours),
+                    Some(Side::Theirs) => Ok(theirs),
+                    None => {
+                        self.merge_track(name, b.tracks.get(name), ours.as_ref(), theirs.as_ref())
+                            .await
+                    }
                 }
-            };
+            }
+        }))
+        .await?;
+        for (name, merged) in names.into_iter().zip(merged) {
             match merged {
                 Some(state) => acc.tracks.insert(name, state),
                 None => acc.tracks.remove(&name),

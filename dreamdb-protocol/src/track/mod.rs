@@ -273,8 +273,10 @@ impl Track {
         ours: &TrackRoot,
         theirs: &TrackRoot,
     ) -> Result<(TrackRoot, Vec<Conflict>), TrackError> {
-        let (ours_diff, _) = self.diff(base, ours).await?;
-        let (theirs_diff, _) = self.diff(base, theirs).await?;
+        // The two diffs read disjoint page paths: walk them concurrently.
+        let (ours_diff, theirs_diff) =
+            futures::future::try_join(self.diff(base, ours), self.diff(base, theirs)).await?;
+        let (ours_diff, theirs_diff) = (ours_diff.0, theirs_diff.0);
         let (changes, conflicts) = diff::merge_changes(&ours_diff, &theirs_diff);
         let (root, _) = self.apply(ours, changes).await?;
         Ok((root, conflicts))
