@@ -2,7 +2,8 @@
 //! spatial bucket (RaBitQ codes), vector storage, blob and scalar segment
 //! of a local dataset gets 5 damages on disk (a byte flipped at 25 %, 50 %,
 //! 75 % and at the end, truncation to half). A cold session's `get`,
-//! `query` (own vector, every cell probed, reranked) and `iter` must each
+//! `query` (own vector, every cell probed, reranked: the same hits at the
+//! same distances as before the damage) and `iter` must each
 //! either return exactly the stored data or a typed `integrity` error
 //! naming the damaged object — never a panic, never wrong data — and at
 //! least one of them must notice. The CLI side (`verify` exits 4 listing
@@ -143,6 +144,27 @@ async fn damage_every_segment() -> Vec<String> {
             first: r.anchors[0],
         });
     }
+    // The undamaged answers: a damaged read must give exactly these (every
+    // reranked distance included) or a typed error.
+    let request_of = |a: &Ack| {
+        let v = vectors(a.w, a.i, ROWS)[..DIM].to_vec();
+        // Every record is a hit, so every reranked distance is compared.
+        QueryRequest::new("embedding", v, ROWS * BATCHES as usize)
+            .nprobe(K as usize)
+            .refine_factor(4)
+            // No vector field asked for: the rerank's own raw-row reads are
+            // all that can notice a damaged vector storage.
+            .fields(&["tag"])
+    };
+    let mut pristine = Vec::new();
+    for a in &acks {
+        let hits = ds.query(&request_of(a)).await.unwrap().hits;
+        pristine.push(
+            hits.iter()
+                .map(|h| (h.anchor, h.distance.to_bits(), h.fields.clone()))
+                .collect::<Vec<_>>(),
+        );
+    }
     let targets: Vec<(PathBuf, String)> = objects(template.path())
         .into_iter()
         .filter(|(_, k)| KINDS.contains(&k.as_str()))
@@ -194,25 +216,20 @@ async fn damage_every_segment() -> Vec<String> {
                 }
             }
             // query of an own vector, cold.
-            for a in &acks {
+            for (a, expected) in acks.iter().zip(&pristine) {
                 let cold = Dataset::open(&url, DATASET, OpenOptions::default())
                     .await
                     .unwrap();
-                let v = vectors(a.w, a.i, ROWS)[..DIM].to_vec();
                 let want = a.first;
-                let request = QueryRequest::new("embedding", v, 3)
-                    .nprobe(K as usize)
-                    .refine_factor(64)
-                    .fields(&["tag", "image", "embedding"]);
+                let request = request_of(a);
                 let got = tokio::spawn(async move { cold.query(&request).await }).await;
                 let e = judge(got, &hash, &format!("{what}: query"), |res| {
                     res.hits.first().map(|h| h.anchor) == Some(want)
-                        && res.hits.iter().all(|h| {
-                            true_record(&Record {
-                                anchor: h.anchor,
-                                fields: h.fields.clone(),
-                            })
-                        })
+                        && res
+                            .hits
+                            .iter()
+                            .map(|h| (h.anchor, h.distance.to_bits(), h.fields.clone()))
+                            .eq(expected.iter().cloned())
                 });
                 endings.push(("query", e));
             }

@@ -14,7 +14,8 @@
 //! 5. compressed fields: estimate every record's distance from its RaBitQ
 //!    code; keep the best `k × refine_factor` by estimate, sort them by
 //!    lower bound, and rerank exactly from the raw rows (one ranged read per
-//!    run holding one of them, spanning only its candidate rows), stopping
+//!    run holding one of them, of the run's whole raw rows so that the run
+//!    hash verifies them; the session caches verified ranges), stopping
 //!    at the first candidate whose lower bound exceeds the k-th exact
 //!    distance. Estimates use the quantised query and popcounts
 //!    (spec 0010 §5.1); without a filter only a bounded set of the best
@@ -34,7 +35,7 @@
 //! vectors: `1 − cos` for cosine, squared L2, negated inner product.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -142,7 +143,8 @@ pub struct QueryStats {
     pub cells_probed: usize,
     /// Cell runs fetched (one ranged GET each).
     pub runs_read: usize,
-    /// Raw-row ranges fetched for reranking (one ranged GET each).
+    /// Runs whose raw rows the rerank read (a ranged GET each unless the
+    /// session cache holds them).
     pub raw_reads: usize,
     /// Bytes of segment data requested by this query (runs, raw rows,
     /// filter values, hit fields; whole objects count even when the
@@ -764,18 +766,15 @@ pub async fn query(
                 .total_cmp(&b.est.lower())
                 .then(a.anchor.cmp(&b.anchor))
         });
-        // One ranged read per run holding a candidate, covering only the
-        // span of its candidate rows (not the whole run's raw rows).
-        let mut span: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
-        for c in &pool {
-            let e = span.entry(c.run).or_insert((c.row, c.row));
-            e.0 = e.0.min(c.row);
-            e.1 = e.1.max(c.row);
-        }
-        stats.raw_reads = span.len();
+        // One ranged read per run holding a candidate: the run's whole raw
+        // rows, verified against the run hash its track entry records (a
+        // span of them could not be checked) and cached by the session, so
+        // a warm query reranks from memory.
+        let held: BTreeSet<u32> = pool.iter().map(|c| c.run).collect();
+        stats.raw_reads = held.len();
         let row_bytes = 4 * dim;
-        let fetched: Vec<(u32, (u32, Bytes))> = futures::stream::iter(span)
-            .map(|(ri, (first, last))| {
+        let fetched: Vec<(u32, (u32, Bytes))> = futures::stream::iter(held)
+            .map(|ri| {
                 let counter = &counter;
                 let raw = raws.get(ri as usize).copied().flatten();
                 let count = runs.get(ri as usize).map_or(0, |r| r.value.count());
@@ -788,17 +787,22 @@ pub async fn query(
                             raw.storage, raw.len
                         )));
                     }
-                    let start = raw.offset + u64::from(first) * row_bytes as u64;
-                    let end = raw.offset + (u64::from(last) + 1) * row_bytes as u64;
-                    if last >= count {
-                        return Err(DatasetError::Integrity(format!(
-                            "raw rows of {}: row {last} of {count}",
-                            raw.storage
-                        )));
-                    }
-                    let bytes =
-                        read_range(snapshot, counter, &raw.storage, start, end, None).await?;
-                    Ok::<_, DatasetError>((ri, (first, bytes)))
+                    let end = raw.offset.checked_add(raw.len).ok_or_else(|| {
+                        DatasetError::Integrity(format!(
+                            "raw rows of {}: offset {} + length {} overflows",
+                            raw.storage, raw.offset, raw.len
+                        ))
+                    })?;
+                    let bytes = read_range(
+                        snapshot,
+                        counter,
+                        &raw.storage,
+                        raw.offset,
+                        end,
+                        Some(raw.hash),
+                    )
+                    .await?;
+                    Ok::<_, DatasetError>((ri, (0, bytes)))
                 }
             })
             .buffer_unordered(FETCH_CONCURRENCY)

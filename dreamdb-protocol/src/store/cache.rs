@@ -1,4 +1,5 @@
-//! A byte-bounded LRU cache of immutable objects, keyed by content hash.
+//! A byte-bounded LRU cache of immutable objects and of verified byte
+//! ranges of them, keyed by content hash (and range).
 //!
 //! Objects never change under their hash, so a cached copy never goes
 //! stale; the only question is memory. The cache is bounded in *bytes* (not
@@ -12,6 +13,24 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use dreamdb_core::ContentHash;
+
+/// What a cache entry holds: a whole object, or a byte range of one that
+/// was verified against the range hash the caller knew (a track entry's
+/// run hash). Either can never go stale: the object under a hash never
+/// changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CacheKey {
+    /// The whole object named by the hash.
+    Object(ContentHash),
+    /// Bytes `offset .. offset + len` of the object, whose BLAKE3 is
+    /// `verified` (checked when they were read).
+    Range {
+        object: ContentHash,
+        offset: u64,
+        len: u64,
+        verified: ContentHash,
+    },
+}
 
 /// A snapshot of the cache's occupancy and effectiveness.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,8 +54,8 @@ pub struct CacheStats {
 /// The cache proper; callers wrap it in a mutex.
 #[derive(Debug)]
 pub(crate) struct ByteLru {
-    map: HashMap<ContentHash, (Bytes, u64)>,
-    order: BTreeMap<u64, ContentHash>,
+    map: HashMap<CacheKey, (Bytes, u64)>,
+    order: BTreeMap<u64, CacheKey>,
     tick: u64,
     stats: CacheStats,
 }
@@ -67,7 +86,7 @@ impl ByteLru {
     }
 
     /// The cached object, marking it most recently used.
-    pub(crate) fn get(&mut self, hash: &ContentHash) -> Option<Bytes> {
+    pub(crate) fn get(&mut self, hash: &CacheKey) -> Option<Bytes> {
         let tick = self.next_tick();
         match self.map.get_mut(hash) {
             Some((bytes, stamp)) => {
@@ -85,13 +104,13 @@ impl ByteLru {
     }
 
     /// Whether the object is cached (does not change recency).
-    pub(crate) fn contains(&self, hash: &ContentHash) -> bool {
+    pub(crate) fn contains(&self, hash: &CacheKey) -> bool {
         self.map.contains_key(hash)
     }
 
     /// Caches an object, evicting least recently used objects until it
     /// fits. Objects that [`ByteLru::admits`] refuses are not cached.
-    pub(crate) fn insert(&mut self, hash: ContentHash, bytes: Bytes) {
+    pub(crate) fn insert(&mut self, hash: CacheKey, bytes: Bytes) {
         if !self.admits(bytes.len()) {
             return;
         }
@@ -137,7 +156,7 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_and_respects_bound() {
         let mut lru = ByteLru::new(100);
-        let h = |i: u8| ContentHash::of(&[i]);
+        let h = |i: u8| CacheKey::Object(ContentHash::of(&[i]));
         lru.insert(h(1), Bytes::from(vec![0; 20]));
         lru.insert(h(2), Bytes::from(vec![0; 20]));
         lru.insert(h(3), Bytes::from(vec![0; 20]));

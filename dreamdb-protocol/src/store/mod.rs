@@ -39,7 +39,7 @@ pub use cache::CacheStats;
 pub use error::{IntegrityReason, StoreError};
 pub use links::links;
 
-use cache::ByteLru;
+use cache::{ByteLru, CacheKey};
 
 /// Default bound of the session cache: 64 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -202,11 +202,12 @@ impl ObjectStore {
 
     /// Whether `hash` is known to exist (written, read or found).
     fn is_known(&self, hash: &ContentHash) -> bool {
-        lock(&self.inner.known).contains_key(hash) || lock(&self.inner.cache).contains(hash)
+        lock(&self.inner.known).contains_key(hash)
+            || lock(&self.inner.cache).contains(&CacheKey::Object(*hash))
     }
 
     fn cache_insert(&self, hash: ContentHash, bytes: &Bytes) {
-        lock(&self.inner.cache).insert(hash, bytes.clone());
+        lock(&self.inner.cache).insert(CacheKey::Object(hash), bytes.clone());
     }
 
     /// Stores `bytes` under their hash and returns it. Content-addressed
@@ -295,7 +296,7 @@ impl ObjectStore {
     /// Reads the object named `hash` and verifies that its bytes hash to
     /// that name. Served from the session cache when possible.
     pub async fn get_bytes(&self, hash: &ContentHash) -> Result<Bytes, StoreError> {
-        if let Some(bytes) = lock(&self.inner.cache).get(hash) {
+        if let Some(bytes) = lock(&self.inner.cache).get(&CacheKey::Object(*hash)) {
             return Ok(bytes);
         }
         let key = Self::key(hash)?;
@@ -353,15 +354,27 @@ impl ObjectStore {
     /// Reads `range` of the object named `hash`. The whole object's hash
     /// cannot be checked from a part of it, so when the caller knows the
     /// range's own hash (a track entry's run hash) it passes it as
-    /// `expected_range_hash` and the bytes are verified against it. A range
-    /// of a cached (verified) object is cut from the cache.
+    /// `expected_range_hash` and the bytes are verified against it; verified
+    /// ranges are cached (a warm query reads its runs from memory, unhashed
+    /// again). A range of a cached (verified) object is cut from the cache.
     pub async fn get_range(
         &self,
         hash: &ContentHash,
         range: ByteRange,
         expected_range_hash: Option<ContentHash>,
     ) -> Result<Bytes, StoreError> {
-        let cached = lock(&self.inner.cache).get(hash);
+        let range_key = expected_range_hash.map(|verified| CacheKey::Range {
+            object: *hash,
+            offset: range.start,
+            len: range.len(),
+            verified,
+        });
+        if let Some(key) = &range_key {
+            if let Some(bytes) = lock(&self.inner.cache).get(key) {
+                return Ok(bytes);
+            }
+        }
+        let cached = lock(&self.inner.cache).get(&CacheKey::Object(*hash));
         let bytes = match cached {
             Some(whole) => {
                 if !range.fits(whole.len() as u64) {
@@ -398,7 +411,7 @@ impl ObjectStore {
                 bytes
             }
         };
-        if let Some(expected) = expected_range_hash {
+        if let (Some(expected), Some(key)) = (expected_range_hash, range_key) {
             let actual = ContentHash::of(&bytes);
             if actual != expected {
                 return Err(StoreError::Integrity {
@@ -410,6 +423,8 @@ impl ObjectStore {
                     },
                 });
             }
+            // Verified: later reads of this range skip the I/O and the hash.
+            lock(&self.inner.cache).insert(key, bytes.clone());
         }
         Ok(bytes)
     }
