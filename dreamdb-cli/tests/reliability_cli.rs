@@ -10,7 +10,8 @@
 //!   bucket, vector storage, blob and scalar segments);
 //! - crashes: `gc` SIGKILLed at random points, `DREAMDB_CLI_GC_KILLS`
 //!   times (default 8), and `compact`, `DREAMDB_CLI_COMPACT_KILLS` times
-//!   (default 6); after each kill the data is whole and `verify` clean.
+//!   (default 6), and `ada-ivf-step`, `DREAMDB_CLI_ADA_KILLS` times (default
+//!   6); after each kill the data is whole and `verify` clean.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -309,6 +310,86 @@ async fn sigkill_during_cli_compact() {
     }
     println!(
         "CLI compact: {kills} SIGKILLs survived, {} appends whole",
+        acks.len()
+    );
+}
+
+/// `ada-ivf-step` SIGKILLed at random points, `DREAMDB_CLI_ADA_KILLS`
+/// times (default 6), on a dataset that grows between rounds: right after
+/// each kill the dataset opens, every acknowledged append is whole (by
+/// anchor, and found by a query of its own vector) and `verify` is clean
+/// (an interrupted step only leaves unreferenced objects); a completed
+/// step then leaves it clean too, and over the rounds the completed steps
+/// do change cells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_cli_ada_ivf_step() {
+    let kills = support::env_u64("DREAMDB_CLI_ADA_KILLS", 6);
+    let mut rng = Rng::new(support::seed(0x00ad_a1f5));
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().to_str().unwrap().to_owned();
+    let mut acks = dataset(&url, 6).await;
+    let ds = Dataset::open(&url, DATASET, OpenOptions::default())
+        .await
+        .unwrap();
+    // The test batches fill the cells evenly (density 1.0 each): a split
+    // threshold under 1 makes every step split, up to k = 2·√N.
+    let step = [
+        "ada-ivf-step",
+        "--split-threshold",
+        "0.9",
+        "--merge-threshold",
+        "0.2",
+    ];
+    let mut changed_total = 0u64;
+    let mut landed = 0;
+    for k in 0..kills {
+        let next = acks.len() as u64;
+        acks.extend(append(&ds, next, next + 3).await);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
+            .env_remove("DREAMDB_BACKEND")
+            .env_remove("DREAMDB_DATASET")
+            .args(["--backend", &url, "--dataset", DATASET])
+            .args(step)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.range(2, 80)));
+        if child.try_wait().unwrap().is_none() {
+            landed += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let cold = Dataset::open(&url, DATASET, OpenOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
+        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+        let after_kill = json(&url, &["verify"], 0);
+        assert_eq!(after_kill["clean"], true, "kill {k}");
+        let report = json(&url, &step, 0);
+        changed_total += report["cells_rewritten"].as_u64().unwrap_or_else(|| {
+            panic!("kill {k}: no cells_rewritten in the step's report: {report}")
+        });
+        assert_eq!(json(&url, &["verify"], 0)["clean"], true, "kill {k}");
+        let done = Dataset::open(&url, DATASET, OpenOptions::default())
+            .await
+            .unwrap();
+        check_batches(&done, &acks, &rows_of, &blob_of, 1).await;
+        // Every batch's first record is found by its own vector under the
+        // new cells.
+        for a in &acks {
+            let v = support::vectors(a.w, a.i, ROWS)[..support::DIM].to_vec();
+            let request = dreamdb_dataset::read::QueryRequest::new("embedding", v, 1)
+                .nprobe(64)
+                .refine_factor(16);
+            let hits = done.query(&request).await.unwrap().hits;
+            assert_eq!(hits.first().map(|h| h.anchor), Some(a.first), "kill {k}");
+        }
+    }
+    assert!(changed_total > 0, "no completed step changed a cell");
+    assert!(landed > 0, "every step finished before its kill");
+    println!(
+        "CLI ada-ivf-step: {kills} SIGKILLs ({landed} while the process ran) survived, {} appends whole, {changed_total} cells changed by the completed steps",
         acks.len()
     );
 }
