@@ -1,7 +1,8 @@
 //! A bounded soak through the SDK on the S3-compatible server (issue 11,
 //! item 6; `DREAMDB_TEST_S3_URL`, FAILS without it): 2 writer sessions
 //! appending (IVF + RaBitQ embeddings, blobs, scalars), a reader session
-//! querying its own vectors and reading records back, and GC (tips only,
+//! querying its own vectors (top 10; an approximate miss, at most 1 % of
+//! queries, must leave the record intact) and reading records back, and GC (tips only,
 //! 1 h grace) on another connector, for `DREAMDB_SOAK_SECS` (default 10).
 //! Afterwards: 0 errors, every acknowledged append present exactly once,
 //! `verify` clean; throughput and RSS are printed, and RSS must stay flat:
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use dreamdb_core::time::Ticks;
 use dreamdb_dataset::dataset::{CreateOptions, OpenOptions};
-use dreamdb_dataset::read::QueryRequest;
+use dreamdb_dataset::read::{QueryRequest, Value};
 use dreamdb_dataset::Dataset;
 use dreamdb_protocol::maintenance::{gc, now_unix_nanos, GcOptions};
 use reliability_support::*;
@@ -61,6 +62,7 @@ async fn soak_appends_queries_and_gc_on_s3() {
         first: seed.anchors[0],
     }]));
     let queries = Arc::new(AtomicU64::new(0));
+    let misses = Arc::new(AtomicU64::new(0));
     let gcs = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
@@ -86,12 +88,13 @@ async fn soak_appends_queries_and_gc_on_s3() {
         }));
     }
     {
-        let (url, stop, errors, acks, queries) = (
+        let (url, stop, errors, acks, queries, misses) = (
             url.clone(),
             stop.clone(),
             errors.clone(),
             acks.clone(),
             queries.clone(),
+            misses.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let ds = Dataset::open(&url, DATASET, options()).await.unwrap();
@@ -103,17 +106,30 @@ async fn soak_appends_queries_and_gc_on_s3() {
                 };
                 let r = rng.range(0, ROWS as u64) as usize;
                 let v = vectors(a.w, a.i, ROWS)[r * DIM..(r + 1) * DIM].to_vec();
-                let request = QueryRequest::new("embedding", v, 1)
+                let request = QueryRequest::new("embedding", v.clone(), 10)
                     .nprobe(K as usize)
                     .refine_factor(64);
+                let own = a.first + r as u64;
                 match ds.query(&request).await {
-                    Ok(res) if res.hits.first().map(|h| h.anchor) == Some(a.first + r as u64) => {}
-                    Ok(res) => errors.lock().unwrap().push(format!(
-                        "query of ({},{},{r}): {:?}",
-                        a.w,
-                        a.i,
-                        res.hits.first().map(|h| h.anchor)
-                    )),
+                    Ok(res) if res.hits.iter().any(|h| h.anchor == own) => {}
+                    Ok(res) => {
+                        // RaBitQ at 1 bit is approximate: the own record can
+                        // miss the estimated candidates. A miss counts as an
+                        // error only if the record is not intact.
+                        match ds.get(own, None).await {
+                            Ok(Some(rec))
+                                if rec.fields.get("embedding") == Some(&Value::Embedding(v)) =>
+                            {
+                                misses.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => errors.lock().unwrap().push(format!(
+                                "query of ({},{},{r}) missed it ({:?}) and get gave {other:?}",
+                                a.w,
+                                a.i,
+                                res.hits.first().map(|h| h.anchor)
+                            )),
+                        }
+                    }
                     Err(e) => errors.lock().unwrap().push(format!("query: {e}")),
                 }
                 queries.fetch_add(1, Ordering::Relaxed);
@@ -169,12 +185,13 @@ async fn soak_appends_queries_and_gc_on_s3() {
         0.0
     };
     println!(
-        "soak {elapsed:.1} s: {} appends ({:.1}/s, {} records), {} queries ({:.1}/s), {} GC runs, {} errors; RSS max first half {} MiB, second half {} MiB, second-half growth {per_commit:.1} KiB/commit",
+        "soak {elapsed:.1} s: {} appends ({:.1}/s, {} records), {} queries ({:.1}/s, {} approximate misses of the own record, record intact), {} GC runs, {} errors; RSS max first half {} MiB, second half {} MiB, second-half growth {per_commit:.1} KiB/commit",
         acks.len() - 1,
         (acks.len() - 1) as f64 / elapsed,
         found.records,
         queries.load(Ordering::Relaxed),
         queries.load(Ordering::Relaxed) as f64 / elapsed,
+        misses.load(Ordering::Relaxed),
         gcs.load(Ordering::Relaxed),
         errors.len(),
         first / 1024,
@@ -186,6 +203,14 @@ async fn soak_appends_queries_and_gc_on_s3() {
         }
     }
     assert!(errors.is_empty(), "{} errors: {errors:#?}", errors.len());
+    let (q, m) = (
+        queries.load(Ordering::Relaxed),
+        misses.load(Ordering::Relaxed),
+    );
+    assert!(
+        m * 100 <= q.max(1),
+        "{m} of {q} top-10 queries (nprobe all, refine 64) missed their own record"
+    );
     assert!(
         second <= first + 64 * 1024,
         "RSS grew from {first} KiB (first half) to {second} KiB (second half)"

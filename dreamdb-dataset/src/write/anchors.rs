@@ -153,13 +153,19 @@ pub(crate) async fn added_anchor_runs(
 ) -> Result<Vec<(u64, TrackValue)>, DatasetError> {
     let track = Track::new(store.clone());
     let empty = TrackRoot::empty();
+    // Fields are independent: diff them concurrently.
+    let diffs = futures::future::try_join_all(
+        tip.tracks
+            .iter()
+            .filter_map(|(name, state)| {
+                let base_root = base.tracks.get(name).map_or(&empty, |s| &s.root);
+                (*base_root != state.root).then_some((base_root, &state.root))
+            })
+            .map(|(from, to)| track.diff(from, to)),
+    )
+    .await?;
     let mut out = Vec::new();
-    for (name, state) in &tip.tracks {
-        let base_root = base.tracks.get(name).map_or(&empty, |s| &s.root);
-        if *base_root == state.root {
-            continue;
-        }
-        let (diff, _) = track.diff(base_root, &state.root).await?;
+    for (diff, _) in diffs {
         for d in diff {
             if let (Some(first), Some(value), None) = (d.key.first_anchor(), d.right, d.left) {
                 out.push((first, value));

@@ -63,6 +63,11 @@ pub(crate) struct CommitCtx {
     /// plans makes the caller plan again (append: the batch is still in
     /// hand, so it is re-placed under the tip's index) rather than fail.
     pub(crate) replan_on_spatial: bool,
+    /// The latest tip whose concurrently appended anchors were checked
+    /// against the batch's (none yet: the base): the next attempt checks
+    /// only what was appended since, so a writer that keeps losing races
+    /// does not re-check an ever longer stretch of history.
+    checked: Mutex<Option<(ContentHash, Manifest)>>,
     /// Why the last attempt aborted, when it did.
     abort: Mutex<Option<Abort>>,
     /// The stats computed by the last attempt, per field.
@@ -108,6 +113,7 @@ impl CommitCtx {
             records_delta,
             message,
             replan_on_spatial: false,
+            checked: Mutex::new(None),
             abort: Mutex::new(None),
             last_stats: Mutex::new(BTreeMap::new()),
         }
@@ -244,11 +250,11 @@ impl CommitCtx {
             }
         }
         // Anchors appended concurrently.
-        if tip_hash != self.base.0 {
+        let checked = lock(&self.checked).clone();
+        let (from_hash, from) = checked.as_ref().unwrap_or(&self.base);
+        if tip_hash != *from_hash {
             if let Some((anchors, given)) = &self.anchors {
-                let added = added_anchor_runs(store, &self.base.1, tip)
-                    .await
-                    .map_err(fail)?;
+                let added = added_anchor_runs(store, from, tip).await.map_err(fail)?;
                 let clash = existing_in_runs(store, &added, anchors)
                     .await
                     .map_err(fail)?;
@@ -262,6 +268,7 @@ impl CommitCtx {
                         Ok(Abort::Replan)
                     });
                 }
+                *lock(&self.checked) = Some((tip_hash, tip.clone()));
             }
         }
         let track = Track::with_config(store.clone(), ds.repo().config().track)

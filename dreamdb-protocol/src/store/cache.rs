@@ -121,6 +121,11 @@ impl ByteLru {
             self.order.insert(tick, hash);
             return;
         }
+        // A `Bytes` may be a slice of a larger buffer (an HTTP client's read
+        // buffer, a whole object a range was cut from): holding it would pin
+        // the whole buffer while the bound counts only the slice. The cache
+        // keeps its own exact-size copy, so the bound is real memory.
+        let bytes = Bytes::copy_from_slice(&bytes);
         let len = bytes.len() as u64;
         while self.stats.used_bytes + len > self.stats.capacity_bytes {
             let Some((_, victim)) = self.order.pop_first() else {
