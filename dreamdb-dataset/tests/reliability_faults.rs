@@ -6,7 +6,8 @@
 //! same starting state. After each: the dataset opens, `verify` is clean
 //! (so the ref names a complete Manifest), a failed operation's retry
 //! succeeds, and the data is there exactly once (every record read back
-//! by `iter`, sampled by `get` and by a query of its own vector). A lost
+//! by `iter`, sampled by `get` and by a query of its own vector), and the
+//! exact top 10 of sampled vectors equals the fault-free run's. A lost
 //! response to a conditional ref PUT that landed is published, never a
 //! conflict and never a duplicate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -55,6 +56,36 @@ enum Op {
 struct Start {
     /// Batches on main (and, for a merge, on `side`).
     acks: Vec<Ack>,
+}
+
+/// Query answers: per query, the hits as (tag, distance bits).
+type Answers = Vec<Vec<(i64, u32)>>;
+
+/// The model the faulted runs are compared with: the exact top 10 (every
+/// cell probed, every candidate reranked) of a few vectors of every
+/// starting batch, named by the records' tags (anchors an append assigns
+/// differ from run to run; tags do not).
+async fn answers(ds: &Dataset, start: &Start) -> Answers {
+    let mut out = Vec::new();
+    for a in &start.acks {
+        for r in [0, ROWS / 2] {
+            let v = vectors(a.w, a.i, ROWS)[r * DIM..(r + 1) * DIM].to_vec();
+            let request = dreamdb_dataset::read::QueryRequest::new("embedding", v, 10)
+                .nprobe(1_000)
+                .refine_factor(1_000)
+                .fields(&["tag"]);
+            let hits = ds.query(&request).await.unwrap().hits;
+            out.push(
+                hits.iter()
+                    .map(|h| match h.fields.get("tag") {
+                        Some(dreamdb_dataset::read::Value::I64(t)) => (*t, h.distance.to_bits()),
+                        other => panic!("hit {} has tag {other:?}", h.anchor),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -210,7 +241,16 @@ enum Outcome {
 
 /// After the operation (and its retry) succeeded: everything is there
 /// exactly once, `verify` is clean.
-async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
+/// Checks the state after `op` (and its retry); returns the query answers,
+/// which must equal `model` when one is given.
+async fn check(
+    dir: &Path,
+    op: Op,
+    start: &Start,
+    done: &Outcome,
+    label: &str,
+    model: Option<&Answers>,
+) -> Answers {
     let connector = local(dir).await;
     verify_clean(connector.clone()).await;
     let ds = Dataset::open_on(
@@ -221,6 +261,13 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
     )
     .await
     .unwrap_or_else(|e| panic!("{label}: dataset does not open: {e}"));
+    let got = answers(&ds, start).await;
+    if let Some(model) = model {
+        assert_eq!(
+            &got, model,
+            "{label}: query answers differ from the fault-free run's"
+        );
+    }
     let mut acks = start.acks.clone();
     match (op, done) {
         (Op::Append, Outcome::Appended(a)) => acks.push(*a),
@@ -256,7 +303,7 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
         assert_eq!(all.len(), 2 * ROWS - DELETED, "{label}");
         let again = ds.compact(None).await.unwrap();
         assert_eq!(again.records_dropped, 0, "{label}: {again:?}");
-        return;
+        return got;
     }
     if op == Op::Delete {
         let first = acks[0].first;
@@ -268,7 +315,7 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
         }
         assert_eq!(ds.records().await.unwrap(), (ROWS - DELETED) as u64);
         assert_eq!(ds.tombstones().await.unwrap().len(), DELETED, "{label}");
-        return;
+        return got;
     }
     let found = check_batches(&ds, &acks, &rows_of, &blob_of, 1).await;
     assert_eq!(
@@ -281,6 +328,7 @@ async fn check(dir: &Path, op: Op, start: &Start, done: &Outcome, label: &str) {
         let again = gc(connector, &gc_options()).await.unwrap();
         assert!(again.deleted.is_empty(), "{label}: {again:?}");
     }
+    got
 }
 
 /// Counts the calls of a clean run, then fails each call once.
@@ -299,14 +347,19 @@ async fn every_call_fails_once(op: Op, strict: bool) -> (u64, u64, u64) {
         );
     }
     let calls = inj.calls();
-    check(
+    let model = check(
         clean_dir.path(),
         op,
         &start,
         &done,
         &format!("{op:?} clean"),
+        None,
     )
     .await;
+    assert!(
+        model.iter().all(|hits| hits.len() == 10),
+        "{op:?}: {model:?}"
+    );
 
     let (mut reported, mut absorbed, mut dirty) = (0, 0, 0);
     for k in 1..=calls {
@@ -345,7 +398,7 @@ async fn every_call_fails_once(op: Op, strict: bool) -> (u64, u64, u64) {
                     .unwrap_or_else(|e2| panic!("{label}: retry after `{e}` failed: {e2}"))
             }
         };
-        check(dir.path(), op, &start, &done, &label).await;
+        check(dir.path(), op, &start, &done, &label, Some(&model)).await;
     }
     println!("{op:?}: {calls} calls, {calls} faults: {reported} reported and retried, {absorbed} absorbed; {dirty} interrupted states not verify-clean before the retry");
     (calls, reported, absorbed)
@@ -468,7 +521,7 @@ async fn a_lost_response_to_a_landed_ref_put_is_not_a_conflict() {
                 .unwrap_or_else(|e| panic!("{label}: reported {e}"));
             assert!(wrapper.lost.load(Ordering::SeqCst) >= 1, "{label}");
             total_lost += wrapper.lost.load(Ordering::SeqCst);
-            check(dir.path(), op, &start, &done, &label).await;
+            check(dir.path(), op, &start, &done, &label, None).await;
             let ds = Dataset::open(
                 dir.path().to_str().unwrap(),
                 DATASET,
