@@ -50,6 +50,9 @@ pub struct Probe<C: Connector> {
     finished_depth: AtomicU64,
     max_depth: AtomicU64,
     puts: Mutex<Vec<u64>>,
+    /// Print every read with its depth (`DREAMDB_PROBE_TRACE=1`): which
+    /// calls make up the round trips.
+    trace: bool,
 }
 
 impl<C: Connector> Probe<C> {
@@ -63,6 +66,7 @@ impl<C: Connector> Probe<C> {
             finished_depth: AtomicU64::new(0),
             max_depth: AtomicU64::new(0),
             puts: Mutex::new(Vec::new()),
+            trace: std::env::var_os("DREAMDB_PROBE_TRACE").is_some(),
         }
     }
 
@@ -102,6 +106,12 @@ impl<C: Connector> Probe<C> {
         self.finished_depth.load(Ordering::SeqCst) + 1
     }
 
+    fn show(&self, depth: u64, op: &str, key: &ObjectKey) {
+        if self.trace {
+            eprintln!("probe: depth {depth:3} {op:9} {}", key.as_str());
+        }
+    }
+
     /// Ends a call of `depth`.
     fn end(&self, depth: u64) {
         self.finished_depth.fetch_max(depth, Ordering::SeqCst);
@@ -117,6 +127,7 @@ impl<C: Connector> Connector for Probe<C> {
 
     async fn get(&self, key: &ObjectKey) -> Result<GetResult, ConnectorError> {
         let depth = self.start();
+        self.show(depth, "get", key);
         let out = self.inner.get(key).await;
         self.end(depth);
         if let Ok(found) = &out {
@@ -128,6 +139,7 @@ impl<C: Connector> Connector for Probe<C> {
 
     async fn get_range(&self, key: &ObjectKey, range: ByteRange) -> Result<Bytes, ConnectorError> {
         let depth = self.start();
+        self.show(depth, "get_range", key);
         let out = self.inner.get_range(key, range).await;
         self.end(depth);
         if let Ok(bytes) = &out {
@@ -139,6 +151,7 @@ impl<C: Connector> Connector for Probe<C> {
 
     async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta, ConnectorError> {
         let depth = self.start();
+        self.show(depth, "head", key);
         let out = self.inner.head(key).await;
         self.end(depth);
         out

@@ -346,6 +346,7 @@ pub async fn query(ctx: &Ctx, args: QueryArgs) -> Result<u8, CliError> {
             "cells_probed": s.cells_probed,
             "runs_read": s.runs_read,
             "raw_reads": s.raw_reads,
+            "raw_prefetched": s.raw_prefetched,
             "bytes_read": s.bytes_read,
             "candidates": s.candidates,
             "reranked": s.reranked,

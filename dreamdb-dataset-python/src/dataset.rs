@@ -921,6 +921,7 @@ impl PyDataset {
         stats.set_item("cells_probed", s.cells_probed)?;
         stats.set_item("runs_read", s.runs_read)?;
         stats.set_item("raw_reads", s.raw_reads)?;
+        stats.set_item("raw_prefetched", s.raw_prefetched)?;
         stats.set_item("bytes_read", s.bytes_read)?;
         stats.set_item("candidates", s.candidates)?;
         stats.set_item("reranked", s.reranked)?;

@@ -39,6 +39,33 @@ impl Snapshot {
         })
     }
 
+    /// [`Snapshot::open`], and while the Schema is read, the objects
+    /// `prefetch` names from the Manifest are read into the session cache
+    /// in the same round trip (a read that needs them next finds them
+    /// cached). A failed prefetch is ignored: the read that needs the
+    /// object reports its error.
+    pub async fn open_prefetching(
+        store: ObjectStore,
+        manifest_hash: ContentHash,
+        prefetch: impl FnOnce(&Manifest) -> Vec<ContentHash>,
+    ) -> Result<Self, DatasetError> {
+        let bytes = store.get_bytes(&manifest_hash).await?;
+        let manifest = Manifest::decode(&manifest_hash, &bytes)?;
+        let wanted = prefetch(&manifest);
+        let (bytes, _) = futures::future::join(
+            store.get_bytes(&manifest.schema),
+            futures::future::join_all(wanted.iter().map(|h| store.get_bytes(h))),
+        )
+        .await;
+        let schema = Schema::decode(&manifest.schema, &bytes?)?;
+        Ok(Snapshot {
+            store,
+            manifest_hash,
+            manifest: Arc::new(manifest),
+            schema: Arc::new(schema),
+        })
+    }
+
     /// The Manifest's hash: the version's identity.
     pub fn manifest_hash(&self) -> ContentHash {
         self.manifest_hash

@@ -226,9 +226,27 @@ async fn warm_query_costs_one_ref_read_and_no_ranged_gets() {
     show("cold query (by ref)", &c);
     eprintln!("cold stats: {:?}", cold.stats);
     assert_eq!(c.calls(OpKind::List), 0, "no LIST on the read path");
+    // The pool (10 × 4) covers the probed runs, so their raw rows are read
+    // with the codes, in the same round trip; the rerank finds them cached.
+    assert!(cold.stats.runs_read <= 40, "{:?}", cold.stats);
+    assert_eq!(cold.stats.raw_prefetched, cold.stats.runs_read);
     assert_eq!(
         c.calls(OpKind::GetRange) as usize,
-        cold.stats.runs_read + cold.stats.raw_reads
+        cold.stats.runs_read + cold.stats.raw_prefetched
+    );
+    // With a pool smaller than the runs probed, raw rows are read after
+    // the estimates, only for runs holding a candidate.
+    let narrow = QueryRequest::new("v", queries(1).remove(0), 2)
+        .nprobe(8)
+        .refine_factor(2);
+    let ds2 = backend.open("counts").await;
+    backend.reset();
+    let late = ds2.query(&narrow).await.unwrap();
+    assert_eq!(late.stats.raw_prefetched, 0, "{:?}", late.stats);
+    assert!(late.stats.raw_reads > 0 && late.stats.raw_reads <= 4);
+    assert_eq!(
+        backend.counts().calls(OpKind::GetRange) as usize,
+        late.stats.runs_read + late.stats.raw_reads
     );
 
     // Warm: the same query on the same handle.

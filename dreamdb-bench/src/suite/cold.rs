@@ -46,6 +46,8 @@ pub async fn cold_queries(set: &BenchSet, url: &str) -> Result<Vec<Value>, Suite
     for by in ["ref", "manifest"] {
         let mut trials: Vec<(ProbeCounts, ProbeCounts, f64)> = Vec::new();
         for i in 0..TRIALS {
+            // Cold means cold: no decoded state left by an earlier trial.
+            dreamdb_dataset::read::clear_decoded_caches();
             probe.reset();
             let t = Instant::now();
             let ds = if by == "ref" {

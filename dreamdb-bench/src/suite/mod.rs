@@ -175,7 +175,11 @@ pub fn run(config: &Config) -> Result<Value, SuiteError> {
         }
     };
     for set in &sets {
-        if !(config.wants("ingest") || config.wants("query") || config.wants("iteration")) {
+        if !(config.wants("ingest")
+            || config.wants("query")
+            || config.wants("iteration")
+            || config.wants("cold"))
+        {
             break;
         }
         let local = config.work_dir.join(format!("{run_id}-{}", set.name));

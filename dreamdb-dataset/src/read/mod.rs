@@ -51,7 +51,7 @@ pub use compare::{compare_refs, Comparison, RefSummary};
 pub use filter::{Filter, Predicate};
 pub use get::get;
 pub use iter::{iter, iter_stream, iter_stream_monitored, IterMonitor, IterOptions};
-pub use query::{query, Hit, QueryRequest, QueryResult, QueryStats};
+pub use query::{clear_decoded_caches, query, Hit, QueryRequest, QueryResult, QueryStats};
 
 use crate::{DatasetError, Snapshot};
 

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use dreamdb_core::ContentHash;
-use dreamdb_protocol::objects::RecordLayout;
+use dreamdb_protocol::objects::{Manifest, RecordLayout};
 use dreamdb_protocol::spatial::metric::{
     prepare, prepared_distance_many, Metric as SpatialMetric, REF_LANES,
 };
@@ -56,7 +56,7 @@ use super::fetch::{
     FETCH_CONCURRENCY,
 };
 use super::filter::Filter;
-use super::{field_kind, resolve_fields, FieldKind, Tombstones, Value};
+use super::{field_kind, resolve_fields, FieldKind, Tombstones, Value, TOMBSTONES_KEY};
 use crate::write::compat;
 use crate::write::layout::{load_spatial, residual_centroid, spatial_metric, LoadedSpatial};
 use crate::{DatasetError, Snapshot};
@@ -146,6 +146,10 @@ pub struct QueryStats {
     /// Runs whose raw rows the rerank read (a ranged GET each unless the
     /// session cache holds them).
     pub raw_reads: usize,
+    /// Runs whose raw rows were read with their codes, in the same round
+    /// trip, because the rerank pool (`k × refine_factor`) was at least the
+    /// number of runs probed (the rerank then finds them cached).
+    pub raw_prefetched: usize,
     /// Bytes of segment data requested by this query (runs, raw rows,
     /// filter values, hit fields; whole objects count even when the
     /// session cache served them).
@@ -367,6 +371,11 @@ impl<K: PartialEq, V> Kept<K, V> {
             .map(|(_, v)| v.clone())
     }
 
+    /// Drops every entry.
+    fn clear(&self) {
+        lock(&self.entries).clear();
+    }
+
     /// The value under `key`, inserting `make()` if there is none.
     fn get_or_insert(&self, key: K, make: impl FnOnce() -> V) -> Arc<V> {
         let mut entries = lock(&self.entries);
@@ -398,10 +407,13 @@ async fn prepared_spatial(
     let key = (index_hash, state.compressor);
     let store = snapshot.store();
     if let Some(p) = PREPARED.get(&key) {
-        store.get_bytes(&index_hash).await?;
-        if let Some(h) = &state.compressor {
-            store.get_bytes(h).await?;
-        }
+        futures::future::try_join(store.get_bytes(&index_hash), async {
+            match &state.compressor {
+                Some(h) => store.get_bytes(h).await.map(Some),
+                None => Ok(None),
+            }
+        })
+        .await?;
         return Ok(Some(p));
     }
     let loaded = load_spatial(store, index_hash, state.compressor).await?;
@@ -534,6 +546,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 static CELL_DIRS: Kept<ContentHash, CellDir> = Kept::new(CELL_DIRS_KEPT);
 
+/// Drops the process-wide caches of decoded query state (prepared spatial
+/// indexes, decoded cell entries). Nothing needs this for correctness —
+/// the entries are keyed by content hash and never stale — but a
+/// measurement of *cold* queries must start without them.
+pub fn clear_decoded_caches() {
+    PREPARED.clear();
+    CELL_DIRS.clear();
+}
+
+/// The objects a query of `field` reads first, all named by the Manifest:
+/// the spatial index, the compressor, the track's root page and the
+/// tombstone list (what [`Dataset::query`](crate::Dataset::query) reads
+/// beside the Schema, in one round trip).
+pub(crate) fn first_reads(manifest: &Manifest, field: &str) -> Vec<ContentHash> {
+    let mut out = Vec::new();
+    if let Some(state) = manifest.tracks.get(field) {
+        out.extend(state.spatial_index);
+        out.extend(state.compressor);
+        if let TrackRoot::Paged { page, .. } = &state.root {
+            out.push(*page);
+        }
+    }
+    out.extend(manifest.registry.get(TOMBSTONES_KEY).copied());
+    out
+}
+
 /// Top-k by vector (see the module docs for the steps and their cost).
 pub async fn query(
     snapshot: &Snapshot,
@@ -542,14 +580,35 @@ pub async fn query(
     let (dim, metric) = validate(snapshot, request)?;
     let counter = Arc::new(ReadCounter::default());
     let mut stats = QueryStats::default();
-    let Some(prepared) = prepared_spatial(snapshot, &request.field).await? else {
+    // The spatial machinery, the tombstones and the track's root page are
+    // all named by the Manifest: read them concurrently (one round trip).
+    let root_page = snapshot
+        .manifest()
+        .tracks
+        .get(&request.field)
+        .and_then(|s| match &s.root {
+            TrackRoot::Paged { page, .. } => Some(*page),
+            TrackRoot::Inline { .. } => None,
+        });
+    let (prepared, tombstones, _) = futures::future::try_join3(
+        prepared_spatial(snapshot, &request.field),
+        Tombstones::load(snapshot),
+        async {
+            match root_page {
+                Some(page) => snapshot.store().get_bytes(&page).await.map(Some),
+                None => Ok(None),
+            }
+            .map_err(DatasetError::from)
+        },
+    )
+    .await?;
+    let Some(prepared) = prepared else {
         return Ok(QueryResult {
             hits: Vec::new(),
             stats,
         });
     };
     let spatial = &prepared.loaded;
-    let tombstones = Tombstones::load(snapshot).await?;
     let Some(state) = snapshot.manifest().tracks.get(&request.field) else {
         return Ok(QueryResult {
             hits: Vec::new(),
@@ -563,8 +622,43 @@ pub async fn query(
     let track = Track::new(snapshot.store().clone());
     let entries = probed_entries(snapshot, &track, &state.root, &probed).await?;
 
-    // 4. Fetch every run, verified by its run hash.
-    let runs: Vec<RunData> = futures::stream::iter(entries)
+    // 4. Fetch every run, verified by its run hash. When the rerank pool
+    // is at least as large as the number of runs, nearly every run will
+    // hold a candidate: its raw rows are read in the same round trip
+    // (into the session cache, verified), not after the estimates.
+    let pool = request.k.saturating_mul(request.refine_factor);
+    let speculate = spatial.compressor.is_some()
+        && request.refine_factor > 0
+        && entries.len() <= pool
+        && entries
+            .iter()
+            .all(|(_, v)| compat::raw_rows_of(v).is_some());
+    let raw_prefetch: Vec<compat::RawRows> = if speculate {
+        stats.raw_prefetched = entries.len();
+        entries
+            .iter()
+            .filter_map(|(_, v)| compat::raw_rows_of(v))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let prefetch_raw = futures::stream::iter(raw_prefetch)
+        .map(|raw| async move {
+            if let Some(end) = raw.offset.checked_add(raw.len) {
+                // Errors surface when the rerank reads the rows itself.
+                let _ignored = snapshot
+                    .store()
+                    .get_range(
+                        &raw.storage,
+                        dreamdb_connector::ByteRange::new(raw.offset, end),
+                        Some(raw.hash),
+                    )
+                    .await;
+            }
+        })
+        .buffer_unordered(FETCH_CONCURRENCY)
+        .collect::<Vec<()>>();
+    let fetch_runs = futures::stream::iter(entries)
         .map(|(cell, value)| {
             let counter = &counter;
             async move {
@@ -594,8 +688,9 @@ pub async fn query(
             }
         })
         .buffered(FETCH_CONCURRENCY)
-        .try_collect()
-        .await?;
+        .try_collect::<Vec<RunData>>();
+    let (runs, _) = futures::future::join(fetch_runs, prefetch_raw).await;
+    let runs = runs?;
     stats.runs_read = runs.len();
 
     // 5. Score.

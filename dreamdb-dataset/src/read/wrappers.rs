@@ -38,7 +38,11 @@ impl Dataset {
 
     /// Top-k by vector (see [`query()`](super::query())).
     pub async fn query(&self, request: &QueryRequest) -> Result<QueryResult, DatasetError> {
-        let snapshot = self.snapshot_for_read().await?;
+        let hash = self.manifest_hash().await?;
+        let snapshot = Snapshot::open_prefetching(self.store().clone(), hash, |m| {
+            super::query::first_reads(m, &request.field)
+        })
+        .await?;
         query(&snapshot, request).await
     }
 

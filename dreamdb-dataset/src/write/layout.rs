@@ -169,17 +169,22 @@ pub async fn load_spatial(
     index_hash: ContentHash,
     compressor_hash: Option<ContentHash>,
 ) -> Result<LoadedSpatial, DatasetError> {
-    let bytes = store.get_bytes(&index_hash).await?;
+    // Both objects are named by the Manifest: read them concurrently.
+    let (bytes, compressor_bytes) =
+        futures::future::try_join(store.get_bytes(&index_hash), async {
+            match compressor_hash {
+                Some(h) => store.get_bytes(&h).await.map(Some),
+                None => Ok(None),
+            }
+        })
+        .await?;
     let object = SpatialIndexObject::decode(&index_hash, &bytes)?;
     let index = index_of_object(&object)?;
-    let compressor = match compressor_hash {
-        Some(h) => {
-            let bytes = store.get_bytes(&h).await?;
-            Some(compressor_of_object(&VectorCompressorObject::decode(
-                &h, &bytes,
-            )?)?)
-        }
-        None => None,
+    let compressor = match (compressor_hash, compressor_bytes) {
+        (Some(h), Some(bytes)) => Some(compressor_of_object(&VectorCompressorObject::decode(
+            &h, &bytes,
+        )?)?),
+        _ => None,
     };
     Ok(LoadedSpatial {
         index,

@@ -63,6 +63,9 @@ pub(crate) async fn get(
     }
 }
 
+/// Most page reads in flight in [`TrackScan::collect`].
+pub const COLLECT_CONCURRENCY: usize = 32;
+
 /// One internal page being scanned.
 #[derive(Debug)]
 struct Frame {
@@ -177,8 +180,56 @@ impl TrackScan {
     }
 
     /// Every remaining entry in the range.
+    ///
+    /// A scan not yet started descends level by level, reading all the
+    /// pages of a level that overlap the range concurrently (at most
+    /// [`COLLECT_CONCURRENCY`] at once): its sequential reads are the
+    /// tree's height, not the number of leaves in the range. Every page is
+    /// checked as on the lazy path.
     pub async fn collect(mut self) -> Result<Vec<TrackEntry>, TrackError> {
         let mut out = Vec::new();
+        if self.stack.is_empty() {
+            if let Some((hash, height, count)) = self.root.take() {
+                let mut level = vec![(hash, Expect::root(height, count)?)];
+                while !level.is_empty() {
+                    let pages = self.reader.load_many(&level, COLLECT_CONCURRENCY).await?;
+                    let mut next = Vec::new();
+                    for ((_, expect), page) in level.iter().zip(pages) {
+                        match page {
+                            IndexPage::Leaf { entries } => out.extend(
+                                entries.into_iter().filter(|(k, _)| self.range.contains(k)),
+                            ),
+                            IndexPage::Internal {
+                                level: at,
+                                children,
+                            } => {
+                                for (i, child) in children.iter().enumerate() {
+                                    let upper = upper_of(&children, i, expect.upper);
+                                    if upper.is_some_and(|u| self.range.is_before_start(&u)) {
+                                        continue;
+                                    }
+                                    if self.range.is_past_end(&child.first_key) {
+                                        break;
+                                    }
+                                    next.push((
+                                        child.page,
+                                        Expect::child(&children, i, at, expect.upper),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    level = next;
+                }
+                // Pages of one level come back in key order; a leaf can
+                // only sit at level 0, so the entries are in order already
+                // (kept sorted should a hostile tree mix levels).
+                if !out.windows(2).all(|w| w[0].0 < w[1].0) {
+                    out.sort_by_key(|a| a.0);
+                }
+                return Ok(out);
+            }
+        }
         while let Some(batch) = self.next_batch().await? {
             out.extend(batch);
         }

@@ -21,6 +21,7 @@
 use std::collections::HashSet;
 
 use dreamdb_core::ContentHash;
+use futures::{StreamExt, TryStreamExt};
 
 use super::error::{PageProblem, TrackError};
 use super::key::TrackKey;
@@ -116,38 +117,44 @@ impl Reader {
         hash: &ContentHash,
         expect: &Expect,
     ) -> Result<IndexPage, TrackError> {
-        let corrupt = |problem| TrackError::corrupt(*hash, problem);
+        self.note(hash)?;
+        let bytes = self.store.get_bytes(hash).await?;
+        check_page(hash, &bytes, expect)
+    }
+
+    /// Loads pages concurrently (at most `concurrency` reads in flight),
+    /// each checked against its `expect`; the pages come back in order.
+    pub(crate) async fn load_many(
+        &mut self,
+        pages: &[(ContentHash, Expect)],
+        concurrency: usize,
+    ) -> Result<Vec<IndexPage>, TrackError> {
+        for (hash, _) in pages {
+            self.note(hash)?;
+        }
+        let store = self.store.clone();
+        futures::stream::iter(pages.to_vec())
+            .map(move |(hash, expect)| {
+                let store = store.clone();
+                async move {
+                    let bytes = store.get_bytes(&hash).await?;
+                    check_page(&hash, &bytes, &expect)
+                }
+            })
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
+    /// Counts a page read; a read-only walk refuses a page seen before.
+    fn note(&mut self, hash: &ContentHash) -> Result<(), TrackError> {
         self.pages_read += 1;
         if let Some(visited) = &mut self.visited {
             if !visited.insert(*hash) {
-                return Err(corrupt(PageProblem::Revisited));
+                return Err(TrackError::corrupt(*hash, PageProblem::Revisited));
             }
         }
-        let bytes = self.store.get_bytes(hash).await?;
-        let page = IndexPage::decode(&bytes).map_err(corrupt)?;
-        if page.level() != expect.level {
-            return Err(corrupt(PageProblem::LevelMismatch {
-                expected: expect.level,
-                found: page.level(),
-            }));
-        }
-        if let (Some(expected), Some(found)) = (expect.first, page.first_key()) {
-            if expected != found {
-                return Err(corrupt(PageProblem::FirstKeyMismatch { expected, found }));
-            }
-        }
-        if let (Some(upper), Some(last)) = (expect.upper, page.last_item_key()) {
-            if last >= upper {
-                return Err(corrupt(PageProblem::KeyOutOfRange { key: last }));
-            }
-        }
-        match page.count() {
-            Some(actual) if actual == expect.count => Ok(page),
-            actual => Err(corrupt(PageProblem::CountMismatch {
-                declared: expect.count,
-                actual: actual.unwrap_or(u64::MAX),
-            })),
-        }
+        Ok(())
     }
 
     /// Every entry under page `hash`, in key order, checking every page.
@@ -170,6 +177,35 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+}
+
+/// Decodes page `hash` and checks it against what its parent said of it.
+fn check_page(hash: &ContentHash, bytes: &[u8], expect: &Expect) -> Result<IndexPage, TrackError> {
+    let corrupt = |problem| TrackError::corrupt(*hash, problem);
+    let page = IndexPage::decode(bytes).map_err(corrupt)?;
+    if page.level() != expect.level {
+        return Err(corrupt(PageProblem::LevelMismatch {
+            expected: expect.level,
+            found: page.level(),
+        }));
+    }
+    if let (Some(expected), Some(found)) = (expect.first, page.first_key()) {
+        if expected != found {
+            return Err(corrupt(PageProblem::FirstKeyMismatch { expected, found }));
+        }
+    }
+    if let (Some(upper), Some(last)) = (expect.upper, page.last_item_key()) {
+        if last >= upper {
+            return Err(corrupt(PageProblem::KeyOutOfRange { key: last }));
+        }
+    }
+    match page.count() {
+        Some(actual) if actual == expect.count => Ok(page),
+        actual => Err(corrupt(PageProblem::CountMismatch {
+            declared: expect.count,
+            actual: actual.unwrap_or(u64::MAX),
+        })),
     }
 }
 
