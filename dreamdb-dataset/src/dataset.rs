@@ -179,6 +179,9 @@ pub(crate) struct Inner {
     pub(crate) memo: Mutex<HashMap<(ContentHash, String), Arc<StatsData>>>,
     /// The dataset's Genesis (hash, object), once read.
     pub(crate) genesis: Mutex<Option<(ContentHash, Genesis)>>,
+    /// The last version read, decoded: reads of an unchanged version reuse
+    /// it instead of decoding its Manifest and Schema again.
+    pub(crate) last_snapshot: Mutex<Option<crate::Snapshot>>,
 }
 
 /// A dataset handle. Cheap to clone; clones share the session cache.
@@ -267,6 +270,7 @@ impl Dataset {
                 position,
                 memo: Mutex::new(HashMap::new()),
                 genesis: Mutex::new(None),
+                last_snapshot: Mutex::new(None),
             }),
         })
     }
@@ -282,6 +286,7 @@ impl Dataset {
                 position,
                 memo: Mutex::new(HashMap::new()),
                 genesis: Mutex::new(lock(&self.inner.genesis).clone()),
+                last_snapshot: Mutex::new(None),
             }),
         }
     }

@@ -205,7 +205,12 @@ pub fn run(config: &Config) -> Result<Value, SuiteError> {
             say(format!("{}: warm query sweep (Dataset API)", set.name));
             push(
                 "query",
-                rt.block_on(query::sweep_dataset(set, &ds, &anchors, config.threads))?,
+                rt.block_on(query::sweep_dataset(
+                    set,
+                    &local.to_string_lossy(),
+                    &anchors,
+                    config.threads,
+                ))?,
             );
             if config.threads == 1 {
                 say(format!("{}: in-memory pipeline sweep", set.name));

@@ -209,15 +209,6 @@ pub(crate) fn resolve_fields(
     }
 }
 
-/// Opens the version `manifest_hash` strictly (hash, canonical form,
-/// envelope, shape) — see [`Snapshot::open`].
-pub(crate) async fn open_snapshot(
-    store: dreamdb_protocol::store::ObjectStore,
-    manifest_hash: dreamdb_core::ContentHash,
-) -> Result<Snapshot, DatasetError> {
-    Snapshot::open(store, manifest_hash).await
-}
-
 /// The snapshot's tombstones (one cached object read; none → empty).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tombstones(Option<std::sync::Arc<TombstoneList>>);

@@ -42,7 +42,7 @@ use bytes::Bytes;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::objects::{Manifest, RecordLayout};
 use dreamdb_protocol::spatial::metric::{
-    prepare, prepared_distance_many, Metric as SpatialMetric, REF_LANES,
+    prepare, prepare_into, prepared_distance_many, Metric as SpatialMetric, REF_LANES,
 };
 use dreamdb_protocol::spatial::rabitq::quantised::QuantisedQuery;
 use dreamdb_protocol::spatial::rabitq::{Estimate, RaBitQ, DEFAULT_EPSILON0, FACTORS};
@@ -918,23 +918,30 @@ pub async fn query(
         // folds interleaved, bit for bit); rows past the stop go unused.
         let mut block = [0.0f32; REF_LANES];
         let mut block_ok = false;
-        let mut prepared_rows: Vec<Vec<f32>> = Vec::with_capacity(REF_LANES);
+        // One buffer per lane, reused for every block (no allocation per
+        // candidate).
+        let mut prepared_rows: Vec<Vec<f32>> =
+            (0..REF_LANES).map(|_| Vec::with_capacity(dim)).collect();
         for (at, c) in pool.iter().enumerate() {
             if best.len() == k && best.last().is_some_and(|w| c.est.lower() > w.0) {
                 break;
             }
             if at % REF_LANES == 0 {
-                prepared_rows.clear();
+                // Lanes holding the current block's rows.
+                let mut ready = 0usize;
                 block_ok = true;
                 for j in 0..REF_LANES {
                     let Some(other) = pool.get(at + j) else { break };
+                    let Some(slot) = prepared_rows.get_mut(j) else {
+                        break;
+                    };
                     let prepared = row_of(other).and_then(|bytes| {
                         row_buf.clear();
                         le_f32s(bytes, &mut row_buf);
-                        Ok(prepare(metric, &row_buf, other.row as usize)?)
+                        Ok(prepare_into(metric, &row_buf, other.row as usize, slot)?)
                     });
                     match prepared {
-                        Ok(v) => prepared_rows.push(v),
+                        Ok(()) => ready += 1,
                         Err(_) => {
                             // Reported when (if) that candidate is used.
                             block_ok = false;
@@ -943,10 +950,10 @@ pub async fn query(
                     }
                 }
                 if block_ok {
+                    let last = ready.saturating_sub(1);
                     let rows = std::array::from_fn(|j| {
                         prepared_rows
-                            .get(j)
-                            .or(prepared_rows.last())
+                            .get(if j < ready { j } else { last })
                             .map_or(&[][..], |v| v.as_slice())
                     });
                     block = prepared_distance_many(metric, &q, rows);

@@ -12,10 +12,27 @@ use super::{
 use crate::{Dataset, DatasetError, Snapshot};
 
 impl Dataset {
-    /// `read_snapshot`, decoding strictly (see `super::open_snapshot`).
+    /// `read_snapshot`, decoding strictly (see [`Snapshot::open`]).
     async fn snapshot_for_read(&self) -> Result<Snapshot, DatasetError> {
+        self.snapshot_prefetching(|_| Vec::new()).await
+    }
+
+    /// The current version's Snapshot: the last one decoded when the
+    /// version has not moved, else opened (reading `prefetch`'s objects
+    /// beside the Schema, see [`Snapshot::open_prefetching`]).
+    async fn snapshot_prefetching(
+        &self,
+        prefetch: impl FnOnce(&dreamdb_protocol::objects::Manifest) -> Vec<dreamdb_core::ContentHash>,
+    ) -> Result<Snapshot, DatasetError> {
         let hash = self.manifest_hash().await?;
-        super::open_snapshot(self.store().clone(), hash).await
+        if let Some(last) = crate::dataset::lock(&self.inner.last_snapshot).as_ref() {
+            if last.manifest_hash() == hash {
+                return Ok(last.clone());
+            }
+        }
+        let snapshot = Snapshot::open_prefetching(self.store().clone(), hash, prefetch).await?;
+        *crate::dataset::lock(&self.inner.last_snapshot) = Some(snapshot.clone());
+        Ok(snapshot)
     }
 
     /// The version this handle reads now, pinned, for the free functions of
@@ -38,11 +55,9 @@ impl Dataset {
 
     /// Top-k by vector (see [`query()`](super::query())).
     pub async fn query(&self, request: &QueryRequest) -> Result<QueryResult, DatasetError> {
-        let hash = self.manifest_hash().await?;
-        let snapshot = Snapshot::open_prefetching(self.store().clone(), hash, |m| {
-            super::query::first_reads(m, &request.field)
-        })
-        .await?;
+        let snapshot = self
+            .snapshot_prefetching(|m| super::query::first_reads(m, &request.field))
+            .await?;
         query(&snapshot, request).await
     }
 

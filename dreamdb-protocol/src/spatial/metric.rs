@@ -159,6 +159,28 @@ pub fn prepare(metric: Metric, v: &[f32], row: usize) -> Result<Vec<f32>, Spatia
     }
 }
 
+/// [`prepare`] into `out` (cleared first), reusing its allocation: the
+/// same values, bit for bit.
+pub fn prepare_into(
+    metric: Metric,
+    v: &[f32],
+    row: usize,
+    out: &mut Vec<f32>,
+) -> Result<(), SpatialError> {
+    out.clear();
+    match metric {
+        Metric::Cosine => {
+            let n = norm_ref(v);
+            if n == 0.0 || !n.is_finite() {
+                return Err(SpatialError::ZeroVector { vector: row });
+            }
+            out.extend(v.iter().map(|x| x / n));
+        }
+        Metric::L2 | Metric::InnerProduct => out.extend_from_slice(v),
+    }
+    Ok(())
+}
+
 /// Rows scored together by [`score_ref_many`].
 pub const REF_LANES: usize = 8;
 
