@@ -213,6 +213,35 @@ async fn verify_exits_4_listing_every_damaged_segment() {
 
 // ----- crashes -----
 
+/// Runs `dreamdb --backend url --dataset DATASET args…`, SIGKILLs it after
+/// `after_ms` and waits for it; whether it was still running at the kill.
+fn run_and_kill(url: &str, args: &[&str], after_ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
+        .env_remove("DREAMDB_BACKEND")
+        .env_remove("DREAMDB_DATASET")
+        .args(["--backend", url, "--dataset", DATASET])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(after_ms));
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    running
+}
+
+/// Opens the dataset cold after a kill and checks every acknowledged
+/// append is whole.
+async fn whole_after_kill(url: &str, acks: &[Ack], k: u64) -> Dataset {
+    let cold = Dataset::open(url, DATASET, OpenOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
+    check_batches(&cold, acks, &rows_of, &blob_of, 1).await;
+    cold
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_cli_gc() {
     let kills = support::env_u64("DREAMDB_CLI_GC_KILLS", 8);
@@ -228,23 +257,13 @@ async fn sigkill_during_cli_gc() {
         // New garbage each round: older versions, for a tips-only GC.
         let next = acks.len() as u64;
         acks.extend(append(&ds, next, next + 2).await);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
-            .env_remove("DREAMDB_BACKEND")
-            .env_remove("DREAMDB_DATASET")
-            .args(["--backend", &url, "--dataset", DATASET])
-            .args(["gc", "--keep-manifests", "1", "--grace", "0s"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.range(2, 60)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        run_and_kill(
+            &url,
+            &["gc", "--keep-manifests", "1", "--grace", "0s"],
+            rng.range(2, 60),
+        );
         // The data is whole right after the kill.
-        let cold = Dataset::open(&url, DATASET, OpenOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
-        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+        let cold = whole_after_kill(&url, &acks, k).await;
         let after_kill = run(&url, &["--json", "verify"]);
         if code(&after_kill) != 0 {
             // An interrupted sweep used to leave history dirty until the
@@ -284,21 +303,8 @@ async fn sigkill_during_cli_compact() {
         // New fragmentation each round: more runs per cell.
         let next = acks.len() as u64;
         acks.extend(append(&ds, next, next + 3).await);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
-            .env_remove("DREAMDB_BACKEND")
-            .env_remove("DREAMDB_DATASET")
-            .args(["--backend", &url, "--dataset", DATASET, "compact"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.range(2, 80)));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let cold = Dataset::open(&url, DATASET, OpenOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
-        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+        run_and_kill(&url, &["compact"], rng.range(2, 80));
+        whole_after_kill(&url, &acks, k).await;
         let after_kill = json(&url, &["verify"], 0);
         assert_eq!(after_kill["clean"], true, "kill {k}");
         json(&url, &["compact"], 0);
@@ -345,25 +351,10 @@ async fn sigkill_during_cli_ada_ivf_step() {
     for k in 0..kills {
         let next = acks.len() as u64;
         acks.extend(append(&ds, next, next + 3).await);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
-            .env_remove("DREAMDB_BACKEND")
-            .env_remove("DREAMDB_DATASET")
-            .args(["--backend", &url, "--dataset", DATASET])
-            .args(step)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.range(2, 80)));
-        if child.try_wait().unwrap().is_none() {
+        if run_and_kill(&url, &step, rng.range(2, 80)) {
             landed += 1;
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let cold = Dataset::open(&url, DATASET, OpenOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("kill {k}: does not open: {e}"));
-        check_batches(&cold, &acks, &rows_of, &blob_of, 1).await;
+        whole_after_kill(&url, &acks, k).await;
         let after_kill = json(&url, &["verify"], 0);
         assert_eq!(after_kill["clean"], true, "kill {k}");
         let report = json(&url, &step, 0);

@@ -516,79 +516,6 @@ async fn criss_cross_is_refused() {
     assert!(matches!(err, DagError::CrissCross { .. }), "{err}");
 }
 
-/// A connector that, while `remaining > 0`, lets another writer commit to
-/// `main` just before each conditional write of `main`'s ref goes through:
-/// the merge built before it then loses its compare-and-swap.
-struct Interloper {
-    inner: Arc<dyn Connector>,
-    remaining: std::sync::atomic::AtomicUsize,
-    commit: InterloperCommit,
-}
-
-impl std::fmt::Debug for Interloper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interloper").finish_non_exhaustive()
-    }
-}
-
-type InterloperCommit = Box<dyn Fn(usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
-
-#[async_trait::async_trait]
-impl Connector for Interloper {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn get(
-        &self,
-        key: &dreamdb_connector::ObjectKey,
-    ) -> Result<dreamdb_connector::GetResult, dreamdb_connector::ConnectorError> {
-        self.inner.get(key).await
-    }
-    async fn get_range(
-        &self,
-        key: &dreamdb_connector::ObjectKey,
-        range: dreamdb_connector::ByteRange,
-    ) -> Result<bytes::Bytes, dreamdb_connector::ConnectorError> {
-        self.inner.get_range(key, range).await
-    }
-    async fn head(
-        &self,
-        key: &dreamdb_connector::ObjectKey,
-    ) -> Result<dreamdb_connector::ObjectMeta, dreamdb_connector::ConnectorError> {
-        self.inner.head(key).await
-    }
-    async fn put(
-        &self,
-        key: &dreamdb_connector::ObjectKey,
-        bytes: bytes::Bytes,
-        mode: dreamdb_connector::PutMode,
-    ) -> Result<dreamdb_connector::PutOutcome, dreamdb_connector::ConnectorError> {
-        use std::sync::atomic::Ordering;
-        if key.as_str().ends_with("/refs/main")
-            && matches!(mode, dreamdb_connector::PutMode::Update(_))
-        {
-            let left = self.remaining.load(Ordering::SeqCst);
-            if left > 0 {
-                self.remaining.store(left - 1, Ordering::SeqCst);
-                (self.commit)(left).await;
-            }
-        }
-        self.inner.put(key, bytes, mode).await
-    }
-    fn list<'a>(
-        &'a self,
-        prefix: &'a dreamdb_connector::KeyPrefix,
-    ) -> dreamdb_connector::ListStream<'a> {
-        self.inner.list(prefix)
-    }
-    async fn delete(
-        &self,
-        key: &dreamdb_connector::ObjectKey,
-    ) -> Result<(), dreamdb_connector::ConnectorError> {
-        self.inner.delete(key).await
-    }
-}
-
 /// A merge whose compare-and-swap is lost (3 times: another writer commits
 /// to `main` right before each) is carried onto the new tip: parents
 /// `[new tip, theirs]`, and the content is exactly the full merge's: every
@@ -609,11 +536,12 @@ async fn a_merge_that_loses_its_race_is_rebased_onto_the_new_tip() {
         .await
         .unwrap();
 
+    // Another writer commits to main right before each of the merger's
+    // first 3 ref writes.
     let interloper_repo = repo(inner.clone());
-    let interloper = Arc::new(Interloper {
-        inner: inner.clone(),
-        remaining: std::sync::atomic::AtomicUsize::new(3),
-        commit: Box::new(move |left| {
+    let interloper = Arc::new(RefPutCounter::new(inner.clone()).with_hook(
+        3,
+        Box::new(move |left| {
             let repo = interloper_repo.clone();
             Box::pin(async move {
                 let s = segment(&repo, &format!("interloper {left}")).await;
@@ -623,7 +551,7 @@ async fn a_merge_that_loses_its_race_is_rebased_onto_the_new_tip() {
                     .unwrap();
             })
         }),
-    });
+    ));
     let merger = repo(interloper.clone());
     let out = merger.merge(&name("main"), dev, &opts()).await.unwrap();
     let MergeOutcome::Merged { manifest, attempts } = out else {

@@ -147,8 +147,29 @@ pub(crate) async fn anchor_runs(
     Ok(out)
 }
 
-/// Reads `range` of `segment`, counting it.
+/// Reads `range` of `segment`, counting it. For iteration and record
+/// reads: the range is verified when `expected` is given but not kept in
+/// the session cache (a scan reads each range once; caching it would
+/// evict the working set and hold memory up to the bound for nothing).
 pub(crate) async fn read_range(
+    snapshot: &Snapshot,
+    counter: &ReadCounter,
+    segment: &ContentHash,
+    start: u64,
+    end: u64,
+    expected: Option<ContentHash>,
+) -> Result<Bytes, DatasetError> {
+    let bytes = snapshot
+        .store()
+        .get_range_uncached(segment, ByteRange::new(start, end), expected)
+        .await?;
+    counter.add(bytes.len());
+    Ok(bytes)
+}
+
+/// [`read_range`] whose verified range the session cache keeps: the runs
+/// and raw rows a query reads again on the next query.
+pub(crate) async fn read_range_cached(
     snapshot: &Snapshot,
     counter: &ReadCounter,
     segment: &ContentHash,

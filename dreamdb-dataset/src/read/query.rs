@@ -52,8 +52,8 @@ use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue, FANOUT};
 use futures::{StreamExt, TryStreamExt};
 
 use super::fetch::{
-    anchor_runs, fetch_by_anchors, le_f32s, read_range, AnchorLocator, FieldReader, ReadCounter,
-    FETCH_CONCURRENCY,
+    anchor_runs, fetch_by_anchors, le_f32s, read_range_cached, AnchorLocator, FieldReader,
+    ReadCounter, FETCH_CONCURRENCY,
 };
 use super::filter::Filter;
 use super::{field_kind, resolve_fields, FieldKind, Tombstones, Value, TOMBSTONES_KEY};
@@ -675,7 +675,7 @@ pub async fn query(
                         request.field
                     )));
                 };
-                let bytes = read_range(
+                let bytes = read_range_cached(
                     snapshot,
                     counter,
                     &segment,
@@ -888,7 +888,7 @@ pub async fn query(
                             raw.storage, raw.offset, raw.len
                         ))
                     })?;
-                    let bytes = read_range(
+                    let bytes = read_range_cached(
                         snapshot,
                         counter,
                         &raw.storage,

@@ -363,6 +363,31 @@ impl ObjectStore {
         range: ByteRange,
         expected_range_hash: Option<ContentHash>,
     ) -> Result<Bytes, StoreError> {
+        self.read_range(hash, range, expected_range_hash, true)
+            .await
+    }
+
+    /// [`ObjectStore::get_range`] for a scan, whose ranges are read once:
+    /// verified the same way, served from the cache when there, but never
+    /// added to it (a scan would evict the working set and grow memory to
+    /// the bound for nothing).
+    pub async fn get_range_uncached(
+        &self,
+        hash: &ContentHash,
+        range: ByteRange,
+        expected_range_hash: Option<ContentHash>,
+    ) -> Result<Bytes, StoreError> {
+        self.read_range(hash, range, expected_range_hash, false)
+            .await
+    }
+
+    async fn read_range(
+        &self,
+        hash: &ContentHash,
+        range: ByteRange,
+        expected_range_hash: Option<ContentHash>,
+        keep: bool,
+    ) -> Result<Bytes, StoreError> {
         let range_key = expected_range_hash.map(|verified| CacheKey::Range {
             object: *hash,
             offset: range.start,
@@ -424,7 +449,9 @@ impl ObjectStore {
                 });
             }
             // Verified: later reads of this range skip the I/O and the hash.
-            lock(&self.inner.cache).insert(key, bytes.clone());
+            if keep {
+                lock(&self.inner.cache).insert(key, bytes.clone());
+            }
         }
         Ok(bytes)
     }

@@ -268,11 +268,28 @@ pub async fn spatial_index(
     hash
 }
 
-/// A connector that counts PUTs to ref keys (`.../refs/...`).
-#[derive(Debug)]
+/// Runs before a conditional write of `main`'s ref; given how many such
+/// runs are left (counting this one).
+pub type BeforeMainUpdate =
+    Box<dyn Fn(usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
+
+/// A connector that counts PUTs to ref keys (`.../refs/...`) and can run
+/// a hook (another writer's commit, say) before each of the next
+/// `hook_runs` conditional writes of `main`'s ref.
 pub struct RefPutCounter {
     pub inner: Arc<dyn Connector>,
     pub ref_puts: std::sync::atomic::AtomicU64,
+    hook_runs: std::sync::atomic::AtomicUsize,
+    hook: Option<BeforeMainUpdate>,
+}
+
+impl std::fmt::Debug for RefPutCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefPutCounter")
+            .field("ref_puts", &self.ref_puts)
+            .field("hook_runs", &self.hook_runs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RefPutCounter {
@@ -280,7 +297,17 @@ impl RefPutCounter {
         RefPutCounter {
             inner,
             ref_puts: std::sync::atomic::AtomicU64::new(0),
+            hook_runs: std::sync::atomic::AtomicUsize::new(0),
+            hook: None,
         }
+    }
+
+    /// This counter, running `hook` before the next `runs` conditional
+    /// writes of `main`'s ref.
+    pub fn with_hook(mut self, runs: usize, hook: BeforeMainUpdate) -> Self {
+        self.hook_runs = std::sync::atomic::AtomicUsize::new(runs);
+        self.hook = Some(hook);
+        self
     }
 
     pub fn ref_puts(&self) -> u64 {
@@ -318,9 +345,20 @@ impl Connector for RefPutCounter {
         bytes: bytes::Bytes,
         mode: dreamdb_connector::PutMode,
     ) -> Result<dreamdb_connector::PutOutcome, dreamdb_connector::ConnectorError> {
+        use std::sync::atomic::Ordering;
         if key.as_str().contains("/refs/") {
-            self.ref_puts
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.ref_puts.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(hook) = &self.hook {
+            if key.as_str().ends_with("/refs/main")
+                && matches!(mode, dreamdb_connector::PutMode::Update(_))
+            {
+                let left = self.hook_runs.load(Ordering::SeqCst);
+                if left > 0 {
+                    self.hook_runs.store(left - 1, Ordering::SeqCst);
+                    hook(left).await;
+                }
+            }
         }
         self.inner.put(key, bytes, mode).await
     }
