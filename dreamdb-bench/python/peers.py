@@ -264,6 +264,17 @@ def torch_loaders(set_: Dict[str, Any], xb: np.ndarray, lance_uri: str, work: Pa
         out["torch"].append({"set": set_["name"], "system": "dreamdb", "workers": workers, "samples": got,
                              "seconds": secs, "samples_per_s": got / secs, "batch_size": batch})
         say(f"{set_['name']} torch dreamdb workers {workers}: {got / secs:.0f} samples/s")
+        # Batched mode: tensors per batch of 256, no per-sample collation
+        # (what LanceDataset yields too).
+        db = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False, batches=batch)
+        t = time.perf_counter()
+        got = count(DataLoader(db, batch_size=None, num_workers=workers))
+        secs = time.perf_counter() - t
+        if got != n:
+            raise SystemExit(f"DreamDB batched DataLoader yielded {got} samples of {n}")
+        out["torch"].append({"set": set_["name"], "system": "dreamdb-batched", "workers": workers, "samples": got,
+                             "seconds": secs, "samples_per_s": got / secs, "batch_size": batch})
+        say(f"{set_['name']} torch dreamdb batched workers {workers}: {got / secs:.0f} samples/s")
         ld = LanceDataset(lance_uri, batch_size=batch, columns=["vector"])
         t = time.perf_counter()
         got = count(DataLoader(ld, batch_size=None, num_workers=workers))

@@ -92,7 +92,15 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
             when ``torch.distributed`` is not initialised.
         batch_size: records per native read (not the training batch size).
         transform: called on each sample dict (after tensor conversion);
-            returns the sample to yield (decode images here).
+            returns the sample to yield (decode images here). In batched
+            mode it is called on each batch dict.
+        batches: yield collated batches of up to this many samples instead
+            of single samples (use ``DataLoader(batch_size=None)``):
+            embeddings and numbers as one tensor per field, blobs and
+            strings as lists, ``_shard``/``_pos`` as tensors, so
+            :meth:`mark_consumed` and resuming work as in sample mode.
+            Skips torch's per-sample collation, the slow part of
+            sample mode.
         decode_blobs: how blobs are yielded: ``bytes`` (default).
     """
 
@@ -110,6 +118,7 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
         world_size: Optional[int] = None,
         batch_size: int = 1024,
         transform: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        batches: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -120,7 +129,10 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
         self.seed = int(seed)
         self._rank = rank
         self._world_size = world_size
-        self.read_batch_size = int(batch_size)
+        if batches is not None and int(batches) < 1:
+            raise ValueError(f"batches must be at least 1, not {batches}")
+        self.batches: Optional[int] = None if batches is None else int(batches)
+        self.read_batch_size = int(batch_size) if self.batches is None else self.batches
         self.transform = transform
         self.epoch = 0
         self._follow = version is None
@@ -241,6 +253,17 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
                 continue
             start = max(0, skip - pos)
             cols = self._columns(batch, kinds)
+            if self.batches is not None:
+                out: Dict[str, Any] = {k: v[start:n] for k, v in cols.items()}
+                m = n - start
+                out["_shard"] = torch.full((m,), shard, dtype=torch.int64)
+                out["_pos"] = torch.arange(pos + start, pos + n, dtype=torch.int64)
+                out["_nshards"] = torch.full((m,), shards, dtype=torch.int64)
+                if in_main:
+                    self._consumed[shard] = pos + n
+                yield self.transform(out) if self.transform is not None else out
+                pos += n
+                continue
             for i in range(start, n):
                 sample: Dict[str, Any] = {k: v[i] for k, v in cols.items()}
                 sample["_shard"] = shard

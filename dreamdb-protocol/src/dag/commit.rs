@@ -26,7 +26,7 @@ use crate::objects::{Genesis, Manifest, Schema, Tombstone, TombstoneList, TrackS
 use crate::track::Change;
 
 /// Lost races retried at once on the re-read tip before backing off.
-pub(super) const IMMEDIATE_REBASES: u32 = 4;
+const IMMEDIATE_REBASES: u32 = 4;
 
 /// Everything of a new Manifest that the commit machinery does not derive
 /// (parents, height, time and Genesis are derived).
@@ -261,16 +261,9 @@ impl Repo {
         // commits by others, that window decides who starves).
         let mut known_tip = None;
         for attempt in 1..=max_attempts {
-            // The first rebases after a lost race start at once on the tip
-            // the loss re-read; later ones back off (jittered) and read the
-            // ref again, which spreads out many writers hammering one ref.
-            let tip = match known_tip.take() {
-                Some(tip) if attempt <= IMMEDIATE_REBASES + 1 => tip,
-                _ => {
-                    policy.wait(attempt.saturating_sub(IMMEDIATE_REBASES)).await;
-                    self.require_ref(name).await?
-                }
-            };
+            let tip = self
+                .tip_for_attempt(name, known_tip.take(), attempt, &policy)
+                .await?;
             first_tip.get_or_insert(tip.manifest);
             let tip_manifest = self.manifest(&tip.manifest).await?;
             let draft = change(tip.manifest, tip_manifest).await?;
@@ -300,6 +293,26 @@ impl Repo {
             expected: first_tip,
             actual: last_tip,
         })
+    }
+
+    /// The tip attempt `attempt` of a publish loop builds on. The first
+    /// rebases after a lost race start at once on the tip the loss re-read
+    /// (`known`); later ones back off (jittered) and read the ref again,
+    /// which spreads out many writers hammering one ref.
+    pub(super) async fn tip_for_attempt(
+        &self,
+        name: &RefName,
+        known: Option<RefState>,
+        attempt: u32,
+        policy: &RetryPolicy,
+    ) -> Result<RefState, DagError> {
+        match known {
+            Some(tip) if attempt <= IMMEDIATE_REBASES + 1 => Ok(tip),
+            _ => {
+                policy.wait(attempt.saturating_sub(IMMEDIATE_REBASES)).await;
+                self.require_ref(name).await
+            }
+        }
     }
 
     /// Applies a commuting [`ChangeSet`] to branch `name` with the

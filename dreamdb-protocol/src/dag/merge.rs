@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dreamdb_core::ref_name::RefName;
 use dreamdb_core::ContentHash;
 
-use super::commit::{CommitOptions, Draft, IMMEDIATE_REBASES};
+use super::commit::{CommitOptions, Draft};
 use super::refs::PublishOutcome;
 use super::{roots, spatial, DagError, Repo, TOMBSTONES_KEY};
 use crate::objects::{Manifest, Schema, TombstoneList, TrackState};
@@ -216,13 +216,9 @@ impl Repo {
         let mut known_tip = None;
         let mut prior: Option<BuiltMerge> = None;
         for attempt in 1..=max_attempts {
-            let tip = match known_tip.take() {
-                Some(tip) if attempt <= IMMEDIATE_REBASES + 1 => tip,
-                _ => {
-                    policy.wait(attempt.saturating_sub(IMMEDIATE_REBASES)).await;
-                    self.require_ref(ours).await?
-                }
-            };
+            let tip = self
+                .tip_for_attempt(ours, known_tip.take(), attempt, &policy)
+                .await?;
             first.get_or_insert(tip.manifest);
             let mut pending = Vec::new();
             for t in theirs {

@@ -147,16 +147,9 @@ pub fn norm_ref(v: &[f32]) -> f32 {
 /// every component by [`norm_ref`] (a zero vector is an error); the other
 /// metrics copy it.
 pub fn prepare(metric: Metric, v: &[f32], row: usize) -> Result<Vec<f32>, SpatialError> {
-    match metric {
-        Metric::Cosine => {
-            let n = norm_ref(v);
-            if n == 0.0 || !n.is_finite() {
-                return Err(SpatialError::ZeroVector { vector: row });
-            }
-            Ok(v.iter().map(|x| x / n).collect())
-        }
-        Metric::L2 | Metric::InnerProduct => Ok(v.to_vec()),
-    }
+    let mut out = Vec::with_capacity(v.len());
+    prepare_into(metric, v, row, &mut out)?;
+    Ok(out)
 }
 
 /// [`prepare`] into `out` (cleared first), reusing its allocation: the
