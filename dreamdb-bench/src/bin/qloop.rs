@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release -p dreamdb-bench --bin qloop
-//! perf record -g target/release/qloop [--set NAME] [--nprobe N] [--refine R] [--secs S]
+//! perf record -g target/release/qloop [--set NAME] [--nprobe N] [--refine R] [--secs S] [--iterate] [--standard]
 //! ```
 //!
 //! Ingests one quick set (`debian-minilm-20k` by default) into a temporary
@@ -11,7 +11,10 @@
 //! profiler from there, or pass `--secs` and profile the whole run), then
 //! queries one at a time for `--secs` seconds (default 10) and prints QPS
 //! and where a query's time goes (ref read + Snapshot, query) — the
-//! overhead of the storage path over the in-memory kernel.
+//! overhead of the storage path over the in-memory kernel. `--iterate`
+//! drains Arrow batches over the whole set instead of querying (prints
+//! MB/s and time per pass). `--standard` picks the set among the standard
+//! sizes (`--set debian-minilm`).
 
 use std::time::{Duration, Instant};
 
@@ -44,10 +47,15 @@ fn main() -> Result<(), BoxError> {
         })
         .ok_or("no DREAMDB_CACHE or HOME")?
         .join("bench/data");
-    let set = bench_sets(Mode::Quick, &cache)?
+    let mode = if args.iter().any(|a| a == "--standard") {
+        Mode::Standard
+    } else {
+        Mode::Quick
+    };
+    let set = bench_sets(mode, &cache)?
         .into_iter()
         .find(|s| s.name == set_name)
-        .ok_or_else(|| format!("no quick set named {set_name}"))?;
+        .ok_or_else(|| format!("no set named {set_name} at this size"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -68,9 +76,27 @@ fn main() -> Result<(), BoxError> {
         for i in 0..set.queries.rows {
             ds.query(&request(i)).await?;
         }
+        if args.iter().any(|a| a == "--iterate") {
+            eprintln!("READY");
+            let start = Instant::now();
+            let (mut passes, mut bytes) = (0u64, 0u64);
+            while start.elapsed() < Duration::from_secs(secs) {
+                bytes += dreamdb_bench::suite::iterate::drain(&ds).await?.2;
+                passes += 1;
+            }
+            let s = start.elapsed().as_secs_f64();
+            eprintln!(
+                "{}: {passes} Arrow passes, {:.0} MB/s, {:.2} ms per pass",
+                set.name,
+                bytes as f64 / 1e6 / s,
+                s * 1e3 / passes as f64
+            );
+            return Ok(());
+        }
         eprintln!("READY");
         let (mut n, mut pin, mut run, mut refr) =
             (0usize, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut candidates, mut reranked) = (0usize, 0usize);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(secs) {
             let t = Instant::now();
@@ -79,7 +105,9 @@ fn main() -> Result<(), BoxError> {
             let t = Instant::now();
             let snapshot = ds.read_version().await?;
             let t1 = t.elapsed();
-            dreamdb_dataset::read::query(&snapshot, &request(n)).await?;
+            let result = dreamdb_dataset::read::query(&snapshot, &request(n)).await?;
+            candidates += result.stats.candidates;
+            reranked += result.stats.reranked;
             pin += t1;
             run += t.elapsed() - t1;
             n += 1;
@@ -92,6 +120,11 @@ fn main() -> Result<(), BoxError> {
             per(refr),
             per(pin),
             per(run)
+        );
+        eprintln!(
+            "per query: {:.0} candidates estimated, {:.1} reranked",
+            candidates as f64 / n as f64,
+            reranked as f64 / n as f64
         );
         Ok::<_, BoxError>(())
     })

@@ -225,6 +225,11 @@ impl Tombstones {
         ))
     }
 
+    /// Whether nothing is deleted in this version.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Whether `anchor` is deleted in this version.
     pub(crate) fn contains(&self, anchor: u64) -> bool {
         self.0

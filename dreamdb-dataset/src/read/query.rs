@@ -40,11 +40,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use dreamdb_core::ContentHash;
-use dreamdb_protocol::objects::{Manifest, RecordLayout};
+use dreamdb_protocol::objects::{Manifest, RecordLayout, ANCHOR_BYTES};
 use dreamdb_protocol::spatial::metric::{
     prepare, prepare_into, prepared_distance_many, Metric as SpatialMetric, REF_LANES,
 };
-use dreamdb_protocol::spatial::rabitq::quantised::QuantisedQuery;
+use dreamdb_protocol::spatial::rabitq::quantised::{QuantisedQuery, RecordCodes};
 use dreamdb_protocol::spatial::rabitq::{Estimate, RaBitQ, DEFAULT_EPSILON0, FACTORS};
 use dreamdb_protocol::spatial::topk::{BoundedTop, Ranked};
 use dreamdb_protocol::spatial::SpatialIndex;
@@ -546,6 +546,68 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 static CELL_DIRS: Kept<ContentHash, CellDir> = Kept::new(CELL_DIRS_KEPT);
 
+/// Fails unless the track's record count matches the run's.
+fn check_run_count(run: &RunData, records: usize) -> Result<(), DatasetError> {
+    if records != run.value.count() as usize {
+        return Err(DatasetError::Integrity(format!(
+            "cell run of {}: {records} records, the track says {}",
+            run.value.segment(),
+            run.value.count()
+        )));
+    }
+    Ok(())
+}
+
+/// The anchor of record `i` of a run (0 past the end; callers stay in
+/// range).
+fn record_anchor(bytes: &[u8], record_size: usize, i: usize) -> u64 {
+    bytes
+        .get(i * record_size..i * record_size + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// A run of compressed records, checked as [`RecordLayout::decode_run`]
+/// checks it (whole records, a code in each, anchors strictly ascending)
+/// but read in place.
+fn strided_run<'a>(
+    layout: &RecordLayout,
+    bytes: &'a [u8],
+) -> Result<RecordCodes<'a>, DatasetError> {
+    let size = layout.record_size as usize;
+    let fail = |why: String| DatasetError::Integrity(format!("cell run: {why}"));
+    if layout.code_len().is_none() {
+        return Err(fail(format!("record size {size} leaves no code bytes")));
+    }
+    if !bytes.len().is_multiple_of(size) {
+        return Err(fail(format!(
+            "{} bytes is not a whole number of {size}-byte records",
+            bytes.len()
+        )));
+    }
+    let anchors = bytes.chunks_exact(size).map(|r| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&r[..8]);
+        u64::from_le_bytes(a)
+    });
+    let mut last: Option<u64> = None;
+    for (i, a) in anchors.enumerate() {
+        if last.is_some_and(|l| l >= a) {
+            return Err(fail(format!(
+                "record {i} does not have a larger anchor than record {}",
+                i - 1
+            )));
+        }
+        last = Some(a);
+    }
+    Ok(RecordCodes {
+        bytes,
+        record_size: size,
+        factors_at: ANCHOR_BYTES as usize,
+        code_at: ANCHOR_BYTES as usize + 4 * layout.factors as usize,
+    })
+}
+
 /// Drops the process-wide caches of decoded query state (prepared spatial
 /// indexes, decoded cell entries). Nothing needs this for correctness —
 /// the entries are keyed by content hash and never stale — but a
@@ -716,10 +778,6 @@ pub async fn query(
     let mut top: BoundedTop<(u32, u32, f32)> = BoundedTop::new(keep);
     let mut cands: Vec<Cand> = Vec::new();
     let mut candidates = 0usize;
-    let mut codes: Vec<u64> = Vec::new();
-    let mut factors: Vec<f32> = Vec::new();
-    let mut anchors: Vec<u64> = Vec::new();
-    let mut rows: Vec<u32> = Vec::new();
     let mut row_buf: Vec<f32> = Vec::with_capacity(dim);
     let mut rotated_query: Vec<f32> = Vec::new();
     let mut residual: Vec<f32> = Vec::new();
@@ -728,17 +786,13 @@ pub async fn query(
     if let Some(rq) = &spatial.compressor {
         rq.rotate_into(&q, &mut rotated_query);
     }
+    let no_tombstones = tombstones.is_empty();
+    let mut scratch: Vec<u64> = Vec::new();
+    let mut distances: Vec<f32> = Vec::new();
     for (ri, run) in runs.iter().enumerate() {
-        let records = layout.decode_run(&run.bytes)?;
-        if records.len() != run.value.count() as usize {
-            return Err(DatasetError::Integrity(format!(
-                "cell run of {}: {} records, the track says {}",
-                run.value.segment(),
-                records.len(),
-                run.value.count()
-            )));
-        }
         let Some(rq) = &spatial.compressor else {
+            let records = layout.decode_run(&run.bytes)?;
+            check_run_count(run, records.len())?;
             for (row, rec) in records.iter().enumerate() {
                 let anchor = rec.anchor().as_nanos();
                 if tombstones.contains(anchor) {
@@ -766,6 +820,10 @@ pub async fn query(
             }
             continue;
         };
+        // The codes are estimated in place in the run's bytes (verified by
+        // the run hash): no per-query decoding or copying of the run.
+        let records = strided_run(&layout, &run.bytes)?;
+        check_run_count(run, records.len())?;
         if quantised_cell != Some(run.cell) {
             quantise_for_cell(
                 &prepared,
@@ -778,46 +836,39 @@ pub async fn query(
             )?;
             quantised_cell = Some(run.cell);
         }
-        // The run's codes and factors as contiguous arrays (the records
-        // interleave them with anchors), live records only.
-        codes.clear();
-        factors.clear();
-        anchors.clear();
-        rows.clear();
-        for (row, rec) in records.iter().enumerate() {
-            let anchor = rec.anchor().as_nanos();
-            if tombstones.contains(anchor) {
-                stats.tombstoned += 1;
+        let quantised = &quantised;
+        let anchor_of = |i: usize| record_anchor(&run.bytes, layout.record_size as usize, i);
+        let dead = if no_tombstones {
+            0
+        } else {
+            (0..records.len())
+                .filter(|&i| tombstones.contains(anchor_of(i)))
+                .count()
+        };
+        stats.tombstoned += dead;
+        candidates += records.len() - dead;
+        let live = |anchor: u64| no_tombstones || !tombstones.contains(anchor);
+        rq.fast_distances_records(quantised, records, &mut scratch, &mut distances);
+        for (i, &distance) in distances.iter().enumerate() {
+            if !filtered && !top.admits(distance) {
                 continue;
             }
-            codes.extend(rec.code().chunks_exact(8).map(|c| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(c);
-                u64::from_le_bytes(w)
-            }));
-            factors.extend((0..FACTORS).map(|i| rec.factor(i)));
-            anchors.push(anchor);
-            rows.push(row as u32);
-        }
-        candidates += anchors.len();
-        let quantised = &quantised;
-        rq.fast_distances_cell(quantised, &codes, &factors, |i, distance| {
-            let f = &factors[i * FACTORS..(i + 1) * FACTORS];
+            let anchor = anchor_of(i);
+            if !live(anchor) {
+                continue;
+            }
+            let bound = rq.fast_bound(quantised, &records.factors(i), request.epsilon0);
             if filtered {
                 cands.push(Cand {
                     run: ri as u32,
-                    row: rows[i],
-                    anchor: anchors[i],
-                    est: Estimate {
-                        distance,
-                        bound: rq.fast_bound(quantised, f, request.epsilon0),
-                    },
+                    row: i as u32,
+                    anchor,
+                    est: Estimate { distance, bound },
                 });
-            } else if top.admits(distance) {
-                let bound = rq.fast_bound(quantised, f, request.epsilon0);
-                top.push(distance, anchors[i], (ri as u32, rows[i], bound));
+            } else {
+                top.push(distance, anchor, (ri as u32, i as u32, bound));
             }
-        });
+        }
     }
     if !filtered {
         let mut kept: Vec<Ranked<(u32, u32, f32)>> = Vec::with_capacity(top.len());

@@ -78,7 +78,7 @@ pub use refs::RefObject;
 pub use scalar_bucket::{ScalarBucket, ScalarValues};
 pub use schema::{Compression, FieldSpec, IndexSpec, ScalarDtype, Schema, SchemaField};
 pub use spatial_bucket::{
-    BucketParams, CellRun, RecordLayout, RecordView, SpatialBucket, SpatialRecord,
+    BucketParams, CellRun, RecordLayout, RecordView, SpatialBucket, SpatialRecord, ANCHOR_BYTES,
 };
 pub use spatial_index::SpatialIndexObject;
 pub use tombstones::{Tombstone, TombstoneList};

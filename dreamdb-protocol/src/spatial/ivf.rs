@@ -407,23 +407,37 @@ impl IvfIndex {
     /// [`IvfIndex::probe`] on a prepared query (`nprobe >= 1`): every leaf
     /// and redirect slot ranked by reference score, each resolved to its
     /// cell by routing from it, first occurrences kept.
+    ///
+    /// Only a prefix of the ranking is needed: it is computed for
+    /// `nprobe` slots first (fast scores with error bounds, reference
+    /// scores for the slots that could be in it), and for twice as many
+    /// each time routing folds slots into cells already taken.
     pub fn probe_prepared(&self, q: &[f32], nprobe: usize) -> Vec<u32> {
-        let points =
-            (0..self.kinds.len()).filter(|&s| !matches!(self.kinds[s], SlotKind::Split { .. }));
-        let ranked = self.set.rank_ref(q, points);
-        let mut seen = vec![false; self.kinds.len()];
-        let mut out = Vec::with_capacity(nprobe);
-        for (_, slot) in ranked {
-            let cell = self.route_from(q, 0.0, Some(slot as u32), true);
-            if !seen[cell as usize] {
-                seen[cell as usize] = true;
-                out.push(cell);
-                if out.len() == nprobe {
-                    break;
+        let points: Vec<usize> = (0..self.kinds.len())
+            .filter(|&s| !matches!(self.kinds[s], SlotKind::Split { .. }))
+            .collect();
+        let q_norm = norm_f64(q);
+        let mut want = nprobe;
+        loop {
+            let ranked = self.set.rank_ref_prefix(q, q_norm, &points, want);
+            let complete = ranked.len() == points.len();
+            let mut seen = vec![false; self.kinds.len()];
+            let mut out = Vec::with_capacity(nprobe);
+            for &(_, slot) in &ranked {
+                let cell = self.route_from(q, 0.0, Some(slot as u32), true);
+                if !seen[cell as usize] {
+                    seen[cell as usize] = true;
+                    out.push(cell);
+                    if out.len() == nprobe {
+                        return out;
+                    }
                 }
             }
+            if complete || ranked.len() < want {
+                return out;
+            }
+            want = want.saturating_mul(2);
         }
-        out
     }
 }
 

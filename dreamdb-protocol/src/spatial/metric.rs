@@ -395,21 +395,7 @@ impl CentroidSet {
                 b = j;
             }
         }
-        let u = f64::powi(2.0, -24);
-        let m = self.dim as f64;
-        let gamma = m * u / (1.0 - m * u);
-        // Each path is within gamma·Σ|terms| of the exact sum of the
-        // (identically rounded) terms, so the two differ by at most twice
-        // that; the 1.01 factor absorbs the rounding of the bound itself.
-        let err = |j: usize, s: f32| -> f64 {
-            let mass = match self.metric {
-                Metric::L2 => f64::from(s) / (1.0 - gamma),
-                Metric::Cosine | Metric::InnerProduct => {
-                    q_norm * self.norms[start + j] * (1.0 + 4.0 * u)
-                }
-            };
-            2.02 * gamma * mass + 1e-38
-        };
+        let err = |j: usize, s: f32| self.fast_error(start + j, s, q_norm);
         let eb = err(b, scores[b]);
         let limit = f64::from(scores[b]) + eb;
         let mut candidates = Vec::new();
@@ -429,6 +415,62 @@ impl CentroidSet {
             }
         }
         best.map(|(i, _)| i)
+    }
+
+    /// How far the fast score `s` of centroid `i` can be from its
+    /// reference score (`q_norm = ‖q‖` in f64).
+    fn fast_error(&self, i: usize, s: f32, q_norm: f64) -> f64 {
+        let u = f64::powi(2.0, -24);
+        let m = self.dim as f64;
+        let gamma = m * u / (1.0 - m * u);
+        // Each path is within gamma·Σ|terms| of the exact sum of the
+        // (identically rounded) terms, so the two differ by at most twice
+        // that; the 1.01 factor absorbs the rounding of the bound itself.
+        let mass = match self.metric {
+            Metric::L2 => f64::from(s) / (1.0 - gamma),
+            Metric::Cosine | Metric::InnerProduct => {
+                q_norm * self.norms.get(i).copied().unwrap_or(f64::INFINITY) * (1.0 + 4.0 * u)
+            }
+        };
+        2.02 * gamma * mass + 1e-38
+    }
+
+    /// The first `m` entries of [`CentroidSet::rank_ref`] over `ids`,
+    /// equal to them: every centroid gets a fast score with its error
+    /// bound, and only those whose lower bound is at most the `m`-th
+    /// smallest upper bound are scored by the reference path (any other
+    /// has a reference score above `m` of them). `q_norm` is `‖q‖` in f64.
+    pub fn rank_ref_prefix(
+        &self,
+        q: &[f32],
+        q_norm: f64,
+        ids: &[usize],
+        m: usize,
+    ) -> Vec<(f32, usize)> {
+        if m >= ids.len() {
+            return self.rank_ref(q, ids.iter().copied());
+        }
+        let mut bounds: Vec<(f64, f64)> = Vec::with_capacity(ids.len());
+        for &i in ids {
+            let s = self.score_fast(q, i);
+            if !s.is_finite() {
+                let mut all = self.rank_ref(q, ids.iter().copied());
+                all.truncate(m);
+                return all;
+            }
+            let e = self.fast_error(i, s, q_norm);
+            bounds.push((f64::from(s) - e, f64::from(s) + e));
+        }
+        let mut uppers: Vec<f64> = bounds.iter().map(|b| b.1).collect();
+        let (_, &mut cut, _) = uppers.select_nth_unstable_by(m.saturating_sub(1), f64::total_cmp);
+        let near = ids
+            .iter()
+            .zip(&bounds)
+            .filter(|(_, b)| b.0 <= cut)
+            .map(|(&i, _)| i);
+        let mut ranked = self.rank_ref(q, near);
+        ranked.truncate(m);
+        ranked
     }
 
     /// Every centroid in `ids` scored by the reference path and sorted by
@@ -504,6 +546,38 @@ mod tests {
             for (j, row) in rows.iter().enumerate() {
                 prop_assert_eq!(many[j].to_bits(), score_ref(metric, q, row).to_bits());
                 prop_assert_eq!(dist[j].to_bits(), metric.prepared_distance(q, row).to_bits());
+            }
+        }
+
+        /// The bounded prefix is the reference ranking's prefix, entry for
+        /// entry, also with duplicated centroids (exact ties) and
+        /// centroids a rounding error apart.
+        #[test]
+        fn rank_ref_prefix_is_the_reference_prefix(
+            dim in 1usize..64,
+            rows in 1usize..60,
+            values in proptest::collection::vec(-10f32..10.0, 64 * 61),
+            metric in 0u8..3,
+            m in 1usize..70,
+            dup in 0usize..60,
+        ) {
+            let metric = [Metric::L2, Metric::Cosine, Metric::InnerProduct][metric as usize];
+            let mut data = values[dim..dim * (rows + 1)].to_vec();
+            // Row `dup` repeats row 0; the next is row 0 nudged by 1 ulp.
+            if dup + 1 < rows {
+                let first = data[..dim].to_vec();
+                data[dup * dim..(dup + 1) * dim].copy_from_slice(&first);
+                let nudged: Vec<f32> = first.iter().map(|x| f32::from_bits(x.to_bits() + 1)).collect();
+                data[(dup + 1) * dim..(dup + 2) * dim].copy_from_slice(&nudged);
+            }
+            let set = CentroidSet::new(metric, dim, data);
+            let q = &values[..dim];
+            let ids: Vec<usize> = (0..rows).collect();
+            let full = set.rank_ref(q, ids.iter().copied());
+            let prefix = set.rank_ref_prefix(q, norm_f64(q), &ids, m);
+            prop_assert_eq!(prefix.len(), m.min(rows));
+            for (a, b) in prefix.iter().zip(&full) {
+                prop_assert_eq!((a.0.to_bits(), a.1), (b.0.to_bits(), b.1));
             }
         }
     }

@@ -17,6 +17,8 @@ pub mod encode;
 pub mod estimate;
 pub mod quantised;
 pub mod rotation;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use dreamdb_core::{cbor, ContentHash};
 use rayon::prelude::*;

@@ -63,6 +63,10 @@ pub struct QuantisedQuery {
     q_norm: f32,
     /// `⟨q, c⟩` (inner product only; 0 otherwise).
     q_dot_c: f32,
+    /// The planes again, plane-major in chunks of 8 words (zero-padded):
+    /// chunk `k`, plane `j`, lane `l` at `32k + 8j + l` holds word
+    /// `8k + l` of plane `j` (the AVX-512 loop's layout).
+    chunked: Vec<u64>,
 }
 
 impl QuantisedQuery {
@@ -79,12 +83,17 @@ impl QuantisedQuery {
         self.words = n / 64;
         self.q_norm = q_norm;
         self.q_dot_c = q_dot_c;
-        let mut lo = f32::INFINITY;
-        let mut hi = f32::NEG_INFINITY;
-        for &x in rotated {
-            lo = lo.min(x);
-            hi = hi.max(x);
-        }
+        #[cfg(target_arch = "x86_64")]
+        let fast = super::simd::min_max(rotated);
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast: Option<(f32, f32)> = None;
+        let (mut lo, mut hi) = fast.unwrap_or_else(|| {
+            rotated
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                    (lo.min(x), hi.max(x))
+                })
+        });
         if n == 0 {
             lo = 0.0;
             hi = 0.0;
@@ -102,31 +111,41 @@ impl QuantisedQuery {
             0.0
         };
         self.planes.clear();
-        let mut sum = 0u64;
-        for chunk in rotated.chunks_exact(64) {
-            // Levels as bytes, 8 to a word; then each plane gathers bit
-            // `b` of 8 bytes at once (multiply-and-shift byte gather).
-            let mut packed = [0u64; 8];
-            for (word, xs) in packed.iter_mut().zip(chunk.chunks_exact(8)) {
-                for (t, &x) in xs.iter().enumerate() {
-                    // `x ≥ lo`, so the saturating cast is the floor of a
-                    // non-negative value.
-                    let level = (((x - lo) * inv + 0.5) as u32).min(LEVELS as u32);
-                    sum += u64::from(level);
-                    *word |= u64::from(level) << (8 * t);
+        #[cfg(target_arch = "x86_64")]
+        let fast = super::simd::quantise(rotated, lo, inv, &mut self.planes);
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast: Option<u64> = None;
+        self.sum_levels = match fast {
+            Some(sum) => sum,
+            None => portable_planes(rotated, lo, inv, &mut self.planes),
+        };
+        self.chunk_planes();
+    }
+
+    /// Rebuilds [`QuantisedQuery::chunked`] from the planes.
+    fn chunk_planes(&mut self) {
+        self.chunked.clear();
+        let chunks = self.words.div_ceil(8);
+        self.chunked.resize(chunks * QUERY_BITS * 8, 0);
+        for (w, planes) in self.planes.chunks_exact(QUERY_BITS).enumerate() {
+            let (k, lane) = (w / 8, w % 8);
+            for (j, &plane) in planes.iter().enumerate() {
+                if let Some(slot) = self.chunked.get_mut(k * QUERY_BITS * 8 + j * 8 + lane) {
+                    *slot = plane;
                 }
             }
-            let mut planes = [0u64; QUERY_BITS];
-            for (b, plane) in planes.iter_mut().enumerate() {
-                for (g, &word) in packed.iter().enumerate() {
-                    let bits = (word >> b) & 0x0101_0101_0101_0101;
-                    let gathered = bits.wrapping_mul(0x0102_0408_1020_4080) >> 56;
-                    *plane |= gathered << (8 * g);
-                }
-            }
-            self.planes.extend_from_slice(&planes);
         }
-        self.sum_levels = sum;
+    }
+
+    /// Words per code plane, `n / 64`.
+    pub(super) fn words(&self) -> usize {
+        self.words
+    }
+
+    /// The planes in the AVX-512 loop's layout (see the field).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(super) fn chunked(&self) -> &[u64] {
+        &self.chunked
     }
 
     /// The quantised values `q̄_i`, read back from the bit planes.
@@ -160,6 +179,36 @@ impl QuantisedQuery {
     }
 }
 
+/// The portable quantisation loop of [`QuantisedQuery::set`]: appends
+/// each 64 coordinates' planes and returns `Σ levels`.
+pub(super) fn portable_planes(rotated: &[f32], lo: f32, inv: f32, out: &mut Vec<u64>) -> u64 {
+    let mut sum = 0u64;
+    for chunk in rotated.chunks_exact(64) {
+        // Levels as bytes, 8 to a word; then each plane gathers bit
+        // `b` of 8 bytes at once (multiply-and-shift byte gather).
+        let mut packed = [0u64; 8];
+        for (word, xs) in packed.iter_mut().zip(chunk.chunks_exact(8)) {
+            for (t, &x) in xs.iter().enumerate() {
+                // `x ≥ lo`, so the saturating cast is the floor of a
+                // non-negative value.
+                let level = (((x - lo) * inv + 0.5) as u32).min(LEVELS as u32);
+                sum += u64::from(level);
+                *word |= u64::from(level) << (8 * t);
+            }
+        }
+        let mut planes = [0u64; QUERY_BITS];
+        for (b, plane) in planes.iter_mut().enumerate() {
+            for (g, &word) in packed.iter().enumerate() {
+                let bits = (word >> b) & 0x0101_0101_0101_0101;
+                let gathered = bits.wrapping_mul(0x0102_0408_1020_4080) >> 56;
+                *plane |= gathered << (8 * g);
+            }
+        }
+        out.extend_from_slice(&planes);
+    }
+    sum
+}
+
 /// `(⟨u, q̄⟩, Σ u)` of one code by popcounts (lengths checked by callers:
 /// `code.len() = bits · words`).
 #[inline(always)]
@@ -188,12 +237,30 @@ fn code_dot(q: &QuantisedQuery, code: &[u64], bits: usize) -> (u64, u64) {
 /// `⟨y, q̃⟩` of one code.
 #[inline(always)]
 fn y_dot(q: &QuantisedQuery, code: &[u64], bits: usize) -> f32 {
-    let (dot, ones) = code_dot(q, code, bits);
+    y_dot_of(q, code_dot(q, code, bits), bits)
+}
+
+/// `⟨y, q̃⟩` from the popcount sums `(⟨u, q̄⟩, Σ u)`.
+#[inline(always)]
+fn y_dot_of(q: &QuantisedQuery, (dot, ones): (u64, u64), bits: usize) -> f32 {
     let top = (1i64 << bits) - 1;
     let n = (q.words * 64) as i64;
     let a = 2 * dot as i64 - top * q.sum_levels as i64;
     let c = 2 * ones as i64 - top * n;
     0.5 * (q.delta * a as f32 + q.lo * c as f32)
+}
+
+/// The estimated distance of one code from its popcount sums
+/// `(⟨u, q̄⟩, Σ u)` and factors.
+#[inline(always)]
+pub(super) fn distance_of(
+    metric: Metric,
+    q: &QuantisedQuery,
+    sums: (u64, u64),
+    bits: usize,
+    factors: &[f32],
+) -> f32 {
+    distance(metric, q, y_dot_of(q, sums, bits), factors)
 }
 
 /// The estimated distance of one code from `⟨y, q̃⟩` and factors `[r, ρ, s]`.
@@ -320,6 +387,10 @@ impl RaBitQ {
             wpv,
         };
         #[cfg(target_arch = "x86_64")]
+        if super::simd::cell_distances(&cell, &mut sink) {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if x86::cell_popcnt(&cell, &mut sink) {
             return;
         }
@@ -327,14 +398,136 @@ impl RaBitQ {
     }
 }
 
+/// Fixed-size records that each hold a code and its factors, as a
+/// spatial bucket's cell run stores them (spec 0010 §3): record `i` is
+/// `bytes[i · record_size ..]`, its [`FACTORS`](super::FACTORS) factors
+/// little-endian f32 at `factors_at`, its code little-endian u64 words
+/// at `code_at`. The estimator reads them in place: no copy of the run.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordCodes<'a> {
+    /// The records, back to back.
+    pub bytes: &'a [u8],
+    /// Bytes per record.
+    pub record_size: usize,
+    /// Offset of the factors in a record.
+    pub factors_at: usize,
+    /// Offset of the code in a record.
+    pub code_at: usize,
+}
+
+impl RecordCodes<'_> {
+    /// Number of whole records.
+    pub fn len(&self) -> usize {
+        self.bytes.len().checked_div(self.record_size).unwrap_or(0)
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The factors of record `i` (NaN when out of range).
+    #[inline]
+    pub fn factors(&self, i: usize) -> [f32; super::FACTORS] {
+        let at = i * self.record_size + self.factors_at;
+        std::array::from_fn(|f| {
+            self.bytes
+                .get(at + 4 * f..at + 4 * f + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(f32::NAN, f32::from_le_bytes)
+        })
+    }
+
+    /// Whether every record holds `wpv` code words and the factors.
+    fn fits(&self, wpv: usize) -> bool {
+        self.record_size > 0
+            && self.factors_at + 4 * super::FACTORS <= self.record_size
+            && self.code_at + 8 * wpv <= self.record_size
+    }
+}
+
+impl RaBitQ {
+    /// [`RaBitQ::fast_distances_cell`] over records read in place: puts
+    /// every record's estimated distance in `out` (cleared first; read
+    /// the factors of the ones kept with [`RecordCodes::factors`]).
+    /// Records whose layout does not fit the compressor give NaN
+    /// distances. Same integers, same distances as the contiguous loop.
+    pub fn fast_distances_records(
+        &self,
+        q: &QuantisedQuery,
+        records: RecordCodes<'_>,
+        scratch: &mut Vec<u64>,
+        out: &mut Vec<f32>,
+    ) {
+        out.clear();
+        let bits = self.bits() as usize;
+        let wpv = self.words_per_vector().max(1);
+        let n = records.len();
+        if q.words * bits != wpv || !records.fits(wpv) {
+            out.resize(n, f32::NAN);
+            return;
+        }
+        let set = Records {
+            metric: self.metric(),
+            q,
+            records,
+            bits,
+            wpv,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if super::simd::record_distances(&set, out) {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if x86::records_popcnt(&set, scratch, out) {
+            return;
+        }
+        record_distances(&set, scratch, out);
+    }
+}
+
+/// One run's inputs to the in-place estimation loop.
+pub(super) struct Records<'a> {
+    pub(super) metric: Metric,
+    pub(super) q: &'a QuantisedQuery,
+    pub(super) records: RecordCodes<'a>,
+    pub(super) bits: usize,
+    pub(super) wpv: usize,
+}
+
+/// The in-place estimation loop, inlined into each instruction-set
+/// variant (layout checked by the caller).
+#[inline(always)]
+fn record_distances(set: &Records<'_>, scratch: &mut Vec<u64>, out: &mut Vec<f32>) {
+    let r = &set.records;
+    for (i, record) in r.bytes.chunks_exact(r.record_size).enumerate() {
+        let code = record
+            .get(r.code_at..r.code_at + 8 * set.wpv)
+            .unwrap_or(&[]);
+        scratch.clear();
+        scratch.extend(code.chunks_exact(8).map(|w| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            u64::from_le_bytes(b)
+        }));
+        scratch.resize(set.wpv, 0);
+        out.push(distance(
+            set.metric,
+            set.q,
+            y_dot(set.q, scratch, set.bits),
+            &r.factors(i),
+        ));
+    }
+}
+
 /// One cell's inputs to the estimation loop.
-struct Cell<'a> {
-    metric: Metric,
-    q: &'a QuantisedQuery,
-    codes: &'a [u64],
-    factors: &'a [f32],
-    bits: usize,
-    wpv: usize,
+pub(super) struct Cell<'a> {
+    pub(super) metric: Metric,
+    pub(super) q: &'a QuantisedQuery,
+    pub(super) codes: &'a [u64],
+    pub(super) factors: &'a [f32],
+    pub(super) bits: usize,
+    pub(super) wpv: usize,
 }
 
 /// The estimation loop, inlined into each instruction-set variant.
@@ -361,11 +554,32 @@ mod x86 {
         reason = "calling a #[target_feature] function after runtime detection"
     )]
 
-    use super::{cell_distances, Cell};
+    use super::{cell_distances, record_distances, Cell, Records};
 
     #[target_feature(enable = "popcnt")]
     fn cell_popcnt_inner<F: FnMut(usize, f32)>(cell: &Cell<'_>, sink: &mut F) {
         cell_distances(cell, sink);
+    }
+
+    #[target_feature(enable = "popcnt")]
+    fn records_popcnt_inner(set: &Records<'_>, scratch: &mut Vec<u64>, out: &mut Vec<f32>) {
+        record_distances(set, scratch, out);
+    }
+
+    /// [`record_distances`] with `popcnt` if the CPU has it; `false` (and
+    /// nothing done) otherwise.
+    #[inline]
+    pub(super) fn records_popcnt(
+        set: &Records<'_>,
+        scratch: &mut Vec<u64>,
+        out: &mut Vec<f32>,
+    ) -> bool {
+        if !std::arch::is_x86_feature_detected!("popcnt") {
+            return false;
+        }
+        // SAFETY: the CPU has popcnt (checked just above).
+        unsafe { records_popcnt_inner(set, scratch, out) };
+        true
     }
 
     /// Runs the loop with `popcnt` if the CPU has it; `false` (and
@@ -468,6 +682,24 @@ mod tests {
             let single = rq.fast_distance(&qq, &e.code, &e.factors);
             prop_assert_eq!(from_cell[0].to_bits(), single.to_bits());
             prop_assert_eq!(portable[0].to_bits(), single.to_bits());
+            // In place, as a bucket stores it (anchor, factors, code; two
+            // records so the stride matters), on this CPU's loop and on
+            // the portable one.
+            let mut record = 7u64.to_le_bytes().to_vec();
+            record.extend(e.factors.iter().flat_map(|f| f.to_le_bytes()));
+            record.extend(e.code.iter().flat_map(|w| w.to_le_bytes()));
+            let bytes = [record.clone(), record].concat();
+            let records = RecordCodes { bytes: &bytes, record_size: bytes.len() / 2, factors_at: 8, code_at: 20 };
+            let (mut scratch, mut in_place) = (Vec::new(), Vec::new());
+            rq.fast_distances_records(&qq, records, &mut scratch, &mut in_place);
+            let set = Records { metric, q: &qq, records, bits: bits as usize, wpv: rq.words_per_vector() };
+            let mut portable_in_place = Vec::new();
+            record_distances(&set, &mut scratch, &mut portable_in_place);
+            prop_assert_eq!(in_place.len(), 2);
+            for d in in_place.iter().chain(&portable_in_place) {
+                prop_assert_eq!(d.to_bits(), single.to_bits());
+            }
+            prop_assert_eq!(records.factors(1), [e.factors[0], e.factors[1], e.factors[2]]);
         }
 
         /// For 1-bit codes the quantisation moves `⟨y, q'⟩` by at most
