@@ -389,7 +389,7 @@ async fn batch_columns_are_typed() {
         panic!("embedding column");
     };
     assert_eq!(*dim as usize, DIM);
-    assert_eq!(values, &vectors[..10 * DIM]);
+    assert_eq!(&values[..], &vectors[..10 * DIM]);
     assert!(valid.iter().all(|v| *v));
     assert!(matches!(batch.column("image"), Some(ReadColumn::Blob(_))));
     assert!(matches!(batch.column("n"), Some(ReadColumn::Scalar(_))));

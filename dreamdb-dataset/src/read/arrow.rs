@@ -145,7 +145,7 @@ pub(crate) fn column_array(field: &Field, column: ReadColumn) -> Result<ArrayRef
                 FixedSizeListArray::try_new(
                     item.clone(),
                     dim as i32,
-                    Arc::new(Float32Array::from(values)),
+                    Arc::new(Float32Array::new(values, None)),
                     nulls_of(&valid),
                 )
                 .map_err(arrow_error)?,

@@ -2,9 +2,13 @@
 //! field) — the "record batch" of `iter_stream`, and the decoded values of
 //! one segment inside the read path. Values stay in flat typed vectors (no
 //! per-row boxing), so Arrow arrays are built from them by moving buffers.
+//! Embedding values are an Arrow [`ScalarBuffer`]: cutting a loaded unit
+//! into batches of consecutive rows slices it without copying, and the
+//! Arrow array of a batch shares the slice.
 
 use std::collections::BTreeMap;
 
+use arrow_buffer::ScalarBuffer;
 use bytes::Bytes;
 use dreamdb_protocol::objects::ScalarDtype;
 
@@ -20,8 +24,8 @@ pub enum ReadColumn {
     Embedding {
         /// Dimension.
         dim: u32,
-        /// `rows × dim` values.
-        values: Vec<f32>,
+        /// `rows × dim` values (shared, immutable; slices are free).
+        values: ScalarBuffer<f32>,
         /// Per row: whether it has a value.
         valid: Vec<bool>,
     },
@@ -44,6 +48,14 @@ fn scalar_empty(dtype: ScalarDtype) -> ScalarColumn {
 
 fn mismatch() -> DatasetError {
     DatasetError::Integrity("a segment's values do not have the field's type".to_owned())
+}
+
+/// `rows` as a range when they are consecutive, ascending and all below
+/// `len`.
+fn consecutive(rows: &[usize], len: usize) -> Option<std::ops::Range<usize>> {
+    let first = *rows.first()?;
+    let end = first.checked_add(rows.len())?;
+    (end <= len && rows.iter().enumerate().all(|(j, &r)| r == first + j)).then_some(first..end)
 }
 
 /// Picks `picks` out of `sources` (`None` → a missing value).
@@ -76,7 +88,7 @@ impl ReadColumn {
         match kind {
             FieldKind::Embedding { dim, .. } => ReadColumn::Embedding {
                 dim,
-                values: Vec::new(),
+                values: ScalarBuffer::from(Vec::new()),
                 valid: Vec::new(),
             },
             FieldKind::Blob => ReadColumn::Blob(Vec::new()),
@@ -157,7 +169,11 @@ impl ReadColumn {
                         }
                     }
                 }
-                ReadColumn::Embedding { dim, values, valid }
+                ReadColumn::Embedding {
+                    dim,
+                    values: values.into(),
+                    valid,
+                }
             }
             FieldKind::Blob => {
                 let mut typed = Vec::with_capacity(sources.len());
@@ -185,6 +201,15 @@ impl ReadColumn {
         match self {
             ReadColumn::Embedding { dim, values, valid } => {
                 let d = *dim as usize;
+                if let Some(range) = consecutive(rows, valid.len().min(values.len() / d.max(1))) {
+                    // Consecutive rows (cutting a unit into batches): a
+                    // slice of the same buffer, no copy.
+                    return ReadColumn::Embedding {
+                        dim: *dim,
+                        values: values.slice(range.start * d, range.len() * d),
+                        valid: valid[range].to_vec(),
+                    };
+                }
                 let mut out = Vec::with_capacity(rows.len() * d);
                 let mut ok = Vec::with_capacity(rows.len());
                 for &r in rows {
@@ -201,7 +226,7 @@ impl ReadColumn {
                 }
                 ReadColumn::Embedding {
                     dim: *dim,
-                    values: out,
+                    values: out.into(),
                     valid: ok,
                 }
             }
@@ -223,7 +248,14 @@ impl ReadColumn {
                     valid: ok2,
                 },
             ) if *dim == d2 => {
-                values.extend(v2);
+                if valid.is_empty() {
+                    *values = v2;
+                } else {
+                    let mut joined = Vec::with_capacity(values.len() + v2.len());
+                    joined.extend_from_slice(values);
+                    joined.extend_from_slice(&v2);
+                    *values = joined.into();
+                }
                 valid.extend(ok2);
             }
             (ReadColumn::Blob(a), ReadColumn::Blob(b)) => a.extend(b),
@@ -331,5 +363,78 @@ impl ReadBatch {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(rows: usize) -> ReadColumn {
+        ReadColumn::Embedding {
+            dim: 2,
+            values: (0..2 * rows).map(|v| v as f32).collect::<Vec<f32>>().into(),
+            valid: (0..rows).map(|r| r != 3).collect(),
+        }
+    }
+
+    fn parts(c: &ReadColumn) -> (&ScalarBuffer<f32>, &[bool]) {
+        match c {
+            ReadColumn::Embedding { values, valid, .. } => (values, valid),
+            _ => panic!("not an embedding column"),
+        }
+    }
+
+    #[test]
+    fn consecutive_rows_are_a_slice_of_the_same_buffer() {
+        let whole = column(6);
+        let cut = whole.take(&[2, 3, 4]);
+        let (values, valid) = parts(&cut);
+        assert_eq!(&values[..], &[4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        assert_eq!(valid, &[true, false, true]);
+        // Shares memory with the unit's buffer: no copy.
+        assert_eq!(values.as_ptr(), parts(&whole).0[4..].as_ptr());
+    }
+
+    #[test]
+    fn other_row_sets_are_gathered_and_out_of_range_rows_have_no_value() {
+        let whole = column(6);
+        for rows in [&[4usize, 2][..], &[0, 2], &[5, 6]] {
+            let cut = whole.take(rows);
+            let (values, valid) = parts(&cut);
+            let expect: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| {
+                    if r < 6 {
+                        vec![2.0 * r as f32, 2.0 * r as f32 + 1.0]
+                    } else {
+                        vec![0.0, 0.0]
+                    }
+                })
+                .collect();
+            assert_eq!(&values[..], &expect[..]);
+            assert_eq!(valid.len(), rows.len());
+            assert_eq!(valid.last(), Some(&(rows[rows.len() - 1] < 6)));
+        }
+    }
+
+    #[test]
+    fn append_joins_rows_in_order() {
+        let mut head = column(6).take(&[4, 5]);
+        head.append(column(6).take(&[0, 1, 2, 3])).unwrap();
+        let (values, valid) = parts(&head);
+        assert_eq!(
+            &values[..],
+            &[8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        );
+        assert_eq!(valid, &[true, true, true, true, true, false]);
+        let mut empty = ReadColumn::empty(FieldKind::Embedding {
+            dim: 2,
+            metric: crate::schema::Metric::L2,
+            compressed: false,
+            rerank: false,
+        });
+        empty.append(column(2)).unwrap();
+        assert_eq!(parts(&empty).0.len(), 4);
     }
 }

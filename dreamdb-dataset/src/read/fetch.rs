@@ -33,10 +33,12 @@ use dreamdb_core::time::TimeRange;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::objects::{ObjectKind, ScalarBucket, ScalarDtype, ScalarValues};
 use dreamdb_protocol::spatial::rabitq::FACTORS;
-use dreamdb_protocol::track::{KeyRange, Track, TrackValue};
+use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue};
 use futures::{StreamExt, TryStreamExt};
 
 use super::column::ReadColumn;
+use super::kept::Kept;
+use super::query::scan_cells;
 use super::FieldKind;
 use crate::batch::ScalarColumn;
 use crate::write::compat;
@@ -332,6 +334,19 @@ struct RawGeom {
     /// bucket (an Ada-IVF step; `compact` rewrites them): its rows are read
     /// unchecked at the offset the other runs imply.
     runs: Vec<(u64, u64, u64, u64, Option<ContentHash>)>,
+}
+
+/// Vector sources kept across operations, by (track root page, bucket
+/// segment, dim): a few KB each.
+static VECTOR_SOURCES: Kept<(ContentHash, ContentHash, u32), VectorSource> =
+    Kept::new(VECTOR_SOURCES_KEPT);
+
+/// Buckets whose vector source is kept.
+const VECTOR_SOURCES_KEPT: usize = 256;
+
+/// Drops the kept vector sources (see [`super::kept`]).
+pub(crate) fn clear_vector_sources() {
+    VECTOR_SOURCES.clear();
 }
 
 /// How a compressed embedding's values are obtained for one bucket.
@@ -797,20 +812,32 @@ impl FieldReader {
         {
             return Ok(s);
         }
+        let state = self.snapshot.manifest().tracks.get(&self.field);
+        // Under a paged root the answer is a function of content hashes:
+        // kept process-wide, so a second pass over a dataset does not scan
+        // the cell entries again.
+        let kept_key = state.and_then(|s| match s.root {
+            TrackRoot::Paged { page, .. } => Some((page, run.segment, dim)),
+            TrackRoot::Inline { .. } => None,
+        });
+        if let Some(s) = kept_key.and_then(|k| VECTOR_SOURCES.get(&k)) {
+            return Ok((*s).clone());
+        }
         let runs = self.bucket_runs(run).await?;
         let mut source = VectorSource::Approx(runs.clone());
-        if let Some(state) = self.snapshot.manifest().tracks.get(&self.field) {
+        if let Some(state) = state {
             let track = Track::new(self.snapshot.store().clone());
             let row = 4 * u64::from(dim);
             let mut found = Vec::with_capacity(runs.len());
             let mut storage = None;
             let mut base = None;
+            let cells: Vec<u32> = runs.iter().map(|r| r[0]).collect();
+            let by_cell = scan_cells(&track, &state.root, &cells).await?;
             for [cell, first, count] in &runs {
-                let entries = track.scan_all(&state.root, KeyRange::cell(*cell)).await?;
-                let raw = entries
-                    .iter()
-                    .find(|(_, value)| *value.segment() == run.segment)
-                    .and_then(|(_, value)| compat::raw_rows_of(value));
+                let raw = by_cell
+                    .get(cell)
+                    .and_then(|values| values.iter().find(|v| *v.segment() == run.segment))
+                    .and_then(compat::raw_rows_of);
                 let (first, count) = (u64::from(*first), u64::from(*count));
                 let Some(raw) = raw else {
                     found.push((first, count, None));
@@ -846,6 +873,9 @@ impl FieldReader {
         if let Ok(mut m) = self.sources.lock() {
             m.insert(run.segment, source.clone());
         }
+        if let Some(key) = kept_key {
+            VECTOR_SOURCES.get_or_insert(key, || source.clone());
+        }
         Ok(source)
     }
 
@@ -862,7 +892,7 @@ impl FieldReader {
         if positions.is_empty() {
             return Ok(ReadColumn::Embedding {
                 dim,
-                values,
+                values: values.into(),
                 valid: Vec::new(),
             });
         }
@@ -921,7 +951,7 @@ impl FieldReader {
             }
             return Ok(ReadColumn::Embedding {
                 dim,
-                values,
+                values: values.into(),
                 valid: vec![true; positions.len()],
             });
         }
@@ -991,7 +1021,7 @@ impl FieldReader {
         }
         Ok(ReadColumn::Embedding {
             dim,
-            values,
+            values: values.into(),
             valid: vec![true; positions.len()],
         })
     }

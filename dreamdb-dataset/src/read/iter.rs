@@ -260,7 +260,7 @@ async fn load_unit(
 ) -> Result<(ReadBatch, HeldGuard), DatasetError> {
     let guard = HeldGuard::new(&ctx.monitor, unit.runs.len());
     let counter = ctx.monitor.0.bytes.clone();
-    let parts: Vec<(usize, Vec<u64>, Option<ReadColumn>)> = futures::stream::iter(unit.runs)
+    let mut parts: Vec<(usize, Vec<u64>, Option<ReadColumn>)> = futures::stream::iter(unit.runs)
         .map(|(f, run)| {
             let ctx = &ctx;
             let counter = counter.clone();
@@ -317,6 +317,17 @@ async fn load_unit(
             .map(|(i, a)| (*a, i))
             .collect();
         for (f, (name, kind)) in ctx.probe.iter().enumerate() {
+            // The common case: one run of this field holding exactly the
+            // unit's anchors, in order. Its column is the field's column.
+            let mut of_field = parts.iter_mut().filter(|p| p.0 == f);
+            if let (Some(only), None) = (of_field.next(), of_field.next()) {
+                if only.1 == batch.anchors {
+                    if let Some(column) = only.2.take() {
+                        batch.columns.insert(name.clone(), column);
+                        continue;
+                    }
+                }
+            }
             let mut sources: Vec<&ReadColumn> = Vec::new();
             let mut picks: Vec<Option<(usize, usize)>> = vec![None; batch.anchors.len()];
             for (pf, part_anchors, column) in &parts {

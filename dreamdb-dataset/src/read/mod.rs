@@ -33,6 +33,7 @@ mod fetch;
 mod filter;
 mod get;
 mod iter;
+mod kept;
 mod query;
 mod wrappers;
 

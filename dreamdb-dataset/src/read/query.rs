@@ -56,6 +56,7 @@ use super::fetch::{
     ReadCounter, FETCH_CONCURRENCY,
 };
 use super::filter::Filter;
+use super::kept::Kept;
 use super::{field_kind, resolve_fields, FieldKind, Tombstones, Value, TOMBSTONES_KEY};
 use crate::write::compat;
 use crate::write::layout::{load_spatial, residual_centroid, spatial_metric, LoadedSpatial};
@@ -349,48 +350,6 @@ type PreparedKey = (ContentHash, Option<ContentHash>);
 
 static PREPARED: Kept<PreparedKey, Prepared> = Kept::new(PREPARED_KEPT);
 
-/// A small first-in-first-out cache of values derived from immutable,
-/// content-addressed objects (so an entry never goes stale).
-struct Kept<K, V> {
-    cap: usize,
-    entries: Mutex<Vec<(K, Arc<V>)>>,
-}
-
-impl<K: PartialEq, V> Kept<K, V> {
-    const fn new(cap: usize) -> Self {
-        Kept {
-            cap,
-            entries: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn get(&self, key: &K) -> Option<Arc<V>> {
-        lock(&self.entries)
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// Drops every entry.
-    fn clear(&self) {
-        lock(&self.entries).clear();
-    }
-
-    /// The value under `key`, inserting `make()` if there is none.
-    fn get_or_insert(&self, key: K, make: impl FnOnce() -> V) -> Arc<V> {
-        let mut entries = lock(&self.entries);
-        if let Some((_, v)) = entries.iter().find(|(k, _)| *k == key) {
-            return v.clone();
-        }
-        if entries.len() >= self.cap {
-            entries.remove(0);
-        }
-        let v = Arc::new(make());
-        entries.push((key, v.clone()));
-        v
-    }
-}
-
 /// The field's spatial machinery. The objects are still read through the
 /// store (a session-cache hit when warm, so call counts are unchanged);
 /// only their decoding is shared.
@@ -504,7 +463,7 @@ async fn probed_entries(
 }
 
 /// Scans the entries of `cells` (see [`probed_entries`]).
-async fn scan_cells(
+pub(crate) async fn scan_cells(
     track: &Track,
     root: &TrackRoot,
     cells: &[u32],
@@ -615,6 +574,7 @@ fn strided_run<'a>(
 pub fn clear_decoded_caches() {
     PREPARED.clear();
     CELL_DIRS.clear();
+    super::fetch::clear_vector_sources();
 }
 
 /// The objects a query of `field` reads first, all named by the Manifest:
