@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lanes::{fast_sum, fast_sums_rows, ordered_sum, LaneOp};
 use super::SpatialError;
 
 /// How closeness is measured. Every distance is "smaller is closer".
@@ -232,51 +233,22 @@ pub fn score_ref(metric: Metric, q: &[f32], c: &[f32]) -> f32 {
     }
 }
 
-const LANES: usize = 16;
-
-/// Fast dot product: 16 interleaved lane sums, then the lanes folded in
-/// order. Not normative; used only under an error bound.
+/// Fast dot product: 16 interleaved lane sums, folded
+/// ([`fast_sum`]). Not normative; used only under an error bound.
 pub fn dot_fast(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for j in 0..LANES {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut s = 0.0f32;
-    for v in acc {
-        s += v;
-    }
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
+    fast_sum(a, b, LaneOp::Dot)
+}
+
+/// Dot product in 16 lanes folded in index order ([`ordered_sum`]): the
+/// same bits on every machine, for values a format defines (the fast
+/// estimator's query norms, spec 0010).
+pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    ordered_sum(a, b, LaneOp::Dot)
 }
 
 /// Fast squared L2 in 16 lanes (see [`dot_fast`]).
 pub fn l2sq_fast(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for j in 0..LANES {
-            let d = x[j] - y[j];
-            acc[j] += d * d;
-        }
-    }
-    let mut s = 0.0f32;
-    for v in acc {
-        s += v;
-    }
-    for (x, y) in ra.iter().zip(rb) {
-        let d = x - y;
-        s += d * d;
-    }
-    s
+    fast_sum(a, b, LaneOp::L2)
 }
 
 /// `score` with NaN mapped to `+∞`, for comparisons.
@@ -285,6 +257,29 @@ fn key(score: f32) -> f32 {
         f32::INFINITY
     } else {
         score
+    }
+}
+
+/// `2.02 γ / (1 − γ)` and `2.02 γ (1 + 4u)`: a fast score's error bound is
+/// the first times the score (L2) or the second times `‖q‖ ‖c‖` (dot
+/// products), plus `10⁻³⁸`.
+#[derive(Debug, Clone, Copy)]
+struct ErrorFactors {
+    l2: f64,
+    dot: f64,
+}
+
+impl ErrorFactors {
+    /// The bound of centroid `i`'s fast score `s`.
+    #[inline]
+    fn of(&self, set: &CentroidSet, i: usize, s: f32, q_norm: f64) -> f64 {
+        let e = match set.metric {
+            Metric::L2 => self.l2 * f64::from(s),
+            Metric::Cosine | Metric::InnerProduct => {
+                self.dot * q_norm * set.norms.get(i).copied().unwrap_or(f64::INFINITY)
+            }
+        };
+        e + 1e-38
     }
 }
 
@@ -385,7 +380,21 @@ impl CentroidSet {
         if end - start == 1 {
             return Some(start);
         }
-        let scores: Vec<f32> = (start..end).map(|i| self.score_fast(q, i)).collect();
+        let mut scores: Vec<f32> = Vec::with_capacity(end - start);
+        let rows = self
+            .data
+            .get(start * self.dim..end * self.dim)
+            .unwrap_or(&[]);
+        match self.metric {
+            Metric::L2 => fast_sums_rows(q, rows, LaneOp::L2, &mut scores),
+            Metric::Cosine | Metric::InnerProduct => {
+                fast_sums_rows(q, rows, LaneOp::Dot, &mut scores);
+                scores.iter_mut().for_each(|s| *s = -*s);
+            }
+        }
+        if scores.len() != end - start {
+            return self.argmin_range_ref(q, start, end);
+        }
         if scores.iter().any(|s| !s.is_finite()) {
             return self.argmin_range_ref(q, start, end);
         }
@@ -395,7 +404,8 @@ impl CentroidSet {
                 b = j;
             }
         }
-        let err = |j: usize, s: f32| self.fast_error(start + j, s, q_norm);
+        let factors = self.error_factors();
+        let err = |j: usize, s: f32| factors.of(self, start + j, s, q_norm);
         let eb = err(b, scores[b]);
         let limit = f64::from(scores[b]) + eb;
         let mut candidates = Vec::new();
@@ -417,22 +427,19 @@ impl CentroidSet {
         best.map(|(i, _)| i)
     }
 
-    /// How far the fast score `s` of centroid `i` can be from its
-    /// reference score (`q_norm = ‖q‖` in f64).
-    fn fast_error(&self, i: usize, s: f32, q_norm: f64) -> f64 {
+    /// How far a fast score can be from its reference score, for this
+    /// dimension (see [`ErrorFactors`]).
+    fn error_factors(&self) -> ErrorFactors {
         let u = f64::powi(2.0, -24);
         let m = self.dim as f64;
         let gamma = m * u / (1.0 - m * u);
         // Each path is within gamma·Σ|terms| of the exact sum of the
         // (identically rounded) terms, so the two differ by at most twice
         // that; the 1.01 factor absorbs the rounding of the bound itself.
-        let mass = match self.metric {
-            Metric::L2 => f64::from(s) / (1.0 - gamma),
-            Metric::Cosine | Metric::InnerProduct => {
-                q_norm * self.norms.get(i).copied().unwrap_or(f64::INFINITY) * (1.0 + 4.0 * u)
-            }
-        };
-        2.02 * gamma * mass + 1e-38
+        ErrorFactors {
+            l2: 2.02 * gamma / (1.0 - gamma),
+            dot: 2.02 * gamma * (1.0 + 4.0 * u),
+        }
     }
 
     /// The first `m` entries of [`CentroidSet::rank_ref`] over `ids`,
@@ -450,6 +457,7 @@ impl CentroidSet {
         if m >= ids.len() {
             return self.rank_ref(q, ids.iter().copied());
         }
+        let factors = self.error_factors();
         let mut bounds: Vec<(f64, f64)> = Vec::with_capacity(ids.len());
         for &i in ids {
             let s = self.score_fast(q, i);
@@ -458,7 +466,7 @@ impl CentroidSet {
                 all.truncate(m);
                 return all;
             }
-            let e = self.fast_error(i, s, q_norm);
+            let e = factors.of(self, i, s, q_norm);
             bounds.push((f64::from(s) - e, f64::from(s) + e));
         }
         let mut uppers: Vec<f64> = bounds.iter().map(|b| b.1).collect();

@@ -30,6 +30,7 @@ pub mod imi;
 pub mod index;
 pub mod ivf;
 pub mod kmeans;
+pub mod lanes;
 pub mod lsh;
 pub mod metric;
 pub mod rabitq;

@@ -35,7 +35,7 @@
 //! operations, so the estimate is bit-identical on every machine, with or
 //! without the CPU's popcount instruction.
 
-use super::super::metric::{dot_fast, Metric};
+use super::super::metric::{dot_lanes, Metric};
 use super::estimate::Estimate;
 use super::RaBitQ;
 
@@ -290,8 +290,8 @@ impl RaBitQ {
     ) {
         match self.metric() {
             Metric::InnerProduct => {
-                let q_norm = dot_fast(query, query).sqrt();
-                let q_dot_c = centroid.map_or(0.0, |(c, _)| dot_fast(query, c));
+                let q_norm = dot_lanes(query, query).sqrt();
+                let q_dot_c = centroid.map_or(0.0, |(c, _)| dot_lanes(query, c));
                 out.set(rotated_query, q_norm, q_dot_c);
             }
             Metric::L2 | Metric::Cosine => {
@@ -300,7 +300,7 @@ impl RaBitQ {
                     Some((_, rc)) => buf.extend(rotated_query.iter().zip(rc).map(|(a, b)| a - b)),
                     None => buf.extend_from_slice(rotated_query),
                 }
-                let q_norm = dot_fast(buf, buf).sqrt();
+                let q_norm = dot_lanes(buf, buf).sqrt();
                 out.set(buf, q_norm, 0.0);
             }
         }
