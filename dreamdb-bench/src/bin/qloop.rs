@@ -81,7 +81,11 @@ fn main() -> Result<(), BoxError> {
             let start = Instant::now();
             let (mut passes, mut bytes) = (0u64, 0u64);
             while start.elapsed() < Duration::from_secs(secs) {
-                bytes += dreamdb_bench::suite::iterate::drain(&ds).await?.2;
+                let (_, _, b, seconds) = dreamdb_bench::suite::iterate::drain(&ds).await?;
+                if passes < 3 {
+                    eprintln!("pass {passes}: {:.2} ms", seconds * 1e3);
+                }
+                bytes += b;
                 passes += 1;
             }
             let s = start.elapsed().as_secs_f64();

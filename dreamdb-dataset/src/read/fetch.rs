@@ -33,6 +33,7 @@ use dreamdb_core::time::TimeRange;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::objects::{ObjectKind, ScalarBucket, ScalarDtype, ScalarValues};
 use dreamdb_protocol::spatial::rabitq::FACTORS;
+use dreamdb_protocol::store::{IntegrityReason, StoreError};
 use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue};
 use futures::{StreamExt, TryStreamExt};
 
@@ -50,6 +51,11 @@ pub(crate) const FETCH_CONCURRENCY: usize = 16;
 
 /// Two wanted byte ranges closer than this are read with one GET.
 const COALESCE_GAP: u64 = 64 * 1024;
+
+/// Longest range a coalesced read grows to: longer spans are split so
+/// that several reads are in flight at once (and none holds a huge
+/// buffer alone).
+const COALESCE_MAX: u64 = 4 << 20;
 
 /// Counters of the reads one operation issued (ranged or whole-object
 /// requests made through the store; whole-object requests may be served by
@@ -392,7 +398,10 @@ async fn read_coalesced(
     let mut groups: Vec<(u64, u64, Vec<usize>)> = Vec::new();
     for (i, w) in wants.iter().enumerate() {
         match groups.last_mut() {
-            Some((_, end, members)) if w.start <= end.saturating_add(COALESCE_GAP) => {
+            Some((start, end, members))
+                if w.start <= end.saturating_add(COALESCE_GAP)
+                    && w.end.saturating_sub(*start) <= COALESCE_MAX =>
+            {
                 *end = (*end).max(w.end);
                 members.push(i);
             }
@@ -911,31 +920,50 @@ impl FieldReader {
                 let r = raw.runs.get(i)?;
                 (p < r.0 + r.1).then_some(i)
             };
-            let mut needed: Vec<usize> = Vec::new();
+            let mut is_needed = vec![false; raw.runs.len()];
             for &p in positions {
                 let i = run_of(p as u64)
                     .ok_or_else(|| integrity("vector storage: record outside every run"))?;
-                if !needed.contains(&i) {
-                    needed.push(i);
+                if let Some(flag) = is_needed.get_mut(i) {
+                    *flag = true;
                 }
             }
-            let fetched: Vec<(usize, Bytes)> = futures::stream::iter(needed)
-                .map(|i| async move {
-                    let (_, _, offset, len, hash) = raw.runs[i];
-                    let bytes = read_range(
-                        &self.snapshot,
-                        &self.counter,
-                        &raw.storage,
-                        offset,
-                        offset + len,
-                        hash,
-                    )
-                    .await?;
-                    Ok::<_, DatasetError>((i, bytes))
+            let needed: Vec<usize> = (0..raw.runs.len()).filter(|&i| is_needed[i]).collect();
+            // One append's runs lie side by side in its vector storage:
+            // neighbours are read as one range (one request, not one per
+            // cell), and each run is then checked against its own hash.
+            let wants = needed
+                .iter()
+                .enumerate()
+                .map(|(idx, &i)| {
+                    let (_, _, offset, len, _) = raw.runs[i];
+                    Want {
+                        idx,
+                        start: offset,
+                        end: offset + len,
+                    }
                 })
-                .buffer_unordered(FETCH_CONCURRENCY)
-                .try_collect()
-                .await?;
+                .collect();
+            let slices = read_coalesced(&self.snapshot, &self.counter, &raw.storage, wants).await?;
+            let mut fetched: Vec<(usize, Bytes)> = Vec::with_capacity(needed.len());
+            for (&i, bytes) in needed.iter().zip(slices) {
+                let (_, _, offset, len, hash) = raw.runs[i];
+                if let Some(expected) = hash {
+                    let actual = ContentHash::of(&bytes);
+                    if actual != expected {
+                        return Err(StoreError::Integrity {
+                            hash: raw.storage,
+                            reason: IntegrityReason::RangeHashMismatch {
+                                range: ByteRange::new(offset, offset + len),
+                                expected,
+                                actual,
+                            },
+                        }
+                        .into());
+                    }
+                }
+                fetched.push((i, bytes));
+            }
             let by_run: HashMap<usize, Bytes> = fetched.into_iter().collect();
             for &p in positions {
                 let p = p as u64;
