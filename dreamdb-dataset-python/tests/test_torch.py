@@ -175,7 +175,17 @@ def test_batched_mode_yields_the_same_samples_as_collated_batches(small: vd.Data
     emb = torch.cat([b["embedding"] for b in got])
     assert torch.equal(emb, torch.stack([s["embedding"] for s in samples]))
     assert [lab for b in got for lab in b["label"]] == [s["label"] for s in samples]
-    assert torch.cat([b["_pos"] for b in got]).tolist() == list(range(N))
+    # `_pos` is each batch's first position; the batch's samples follow it.
+    assert [p for b in got for p in range(b["_pos"], b["_pos"] + len(b["idx"]))] == list(range(N))
+    assert all(isinstance(b["_shard"], int) and b["_nshards"] == 1 for b in got)
+    # mark_consumed on batches (as a training loop calls it) gives the same
+    # state as iterating in the main process.
+    marked = DreamDBDataset("small", backend=small.backend, seed=4, batches=16)
+    marked.set_epoch(1)
+    for b in DataLoader(marked, batch_size=None, num_workers=2):
+        marked.mark_consumed(b)
+    assert marked.state_dict()["shards"] == 2
+    assert sum(marked.state_dict()["consumed"].values()) == N
     # Resume after two batches.
     again = DreamDBDataset("small", backend=small.backend, seed=4, batches=16)
     again.set_epoch(1)

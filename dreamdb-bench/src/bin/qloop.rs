@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release -p dreamdb-bench --bin qloop
-//! perf record -g target/release/qloop [--set NAME] [--nprobe N] [--refine R] [--secs S] [--iterate] [--standard]
+//! perf record -g target/release/qloop [--set NAME] [--nprobe N] [--refine R] [--secs S] [--iterate] [--standard] [--default-cache]
 //! ```
 //!
 //! Ingests one quick set (`debian-minilm-20k` by default) into a temporary
@@ -63,9 +63,16 @@ fn main() -> Result<(), BoxError> {
     let url = dir.path().to_string_lossy().into_owned();
     rt.block_on(async {
         ingest(&set, &url, "local").await?;
-        let options = OpenOptions {
-            cache_bytes: Some(QUERY_CACHE_BYTES),
-            ..OpenOptions::default()
+        // `--default-cache`: the SDK's default session cache, as the
+        // bench's iteration handle has (the working set is then read from
+        // files, verified, on every pass).
+        let options = if args.iter().any(|a| a == "--default-cache") {
+            OpenOptions::default()
+        } else {
+            OpenOptions {
+                cache_bytes: Some(QUERY_CACHE_BYTES),
+                ..OpenOptions::default()
+            }
         };
         let ds = Dataset::open(&url, NAME, options).await?;
         let request = |i: usize| {

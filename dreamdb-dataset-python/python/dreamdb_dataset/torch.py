@@ -76,6 +76,21 @@ def _dist_rank_world() -> Optional[tuple[int, int]]:
     return None
 
 
+def _batch_rows(batch: Any) -> Optional[int]:
+    """The number of samples in a batched-mode dict (from its first
+    per-sample column), or ``None`` for a single sample."""
+    if not isinstance(batch, dict):
+        return None
+    for key, value in batch.items():
+        if key in ("_shard", "_pos", "_nshards"):
+            continue
+        if isinstance(value, torch.Tensor):
+            return int(value.shape[0]) if value.dim() >= 1 else None
+        if isinstance(value, list):
+            return len(value)
+    return None
+
+
 class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
     """A DreamDB dataset version as a PyTorch ``IterableDataset``.
 
@@ -97,10 +112,13 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
         batches: yield collated batches of up to this many samples instead
             of single samples (use ``DataLoader(batch_size=None)``):
             embeddings and numbers as one tensor per field, blobs and
-            strings as lists, ``_shard``/``_pos`` as tensors, so
-            :meth:`mark_consumed` and resuming work as in sample mode.
-            Skips torch's per-sample collation, the slow part of
-            sample mode.
+            strings as lists; ``_shard``, ``_nshards`` and ``_pos`` (the
+            position of the batch's first sample; the others follow it)
+            as plain ints, so :meth:`mark_consumed` and resuming work as
+            in sample mode. Skips torch's per-sample collation, the slow
+            part of sample mode, and sends only the data tensors through
+            DataLoader workers' shared memory (each tensor costs a
+            shared-memory segment per batch).
         decode_blobs: how blobs are yielded: ``bytes`` (default).
     """
 
@@ -208,6 +226,15 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
         shards = batch["_shard"]
         pos = batch["_pos"]
         nshards = batch.get("_nshards") if isinstance(batch, dict) else None
+        rows = _batch_rows(batch) if isinstance(pos, int) else None
+        if rows is not None and isinstance(shards, int):
+            # A batch of batched mode: `_pos` is its first sample's position.
+            if isinstance(nshards, int):
+                self._shards = nshards
+            end = pos + rows
+            if end > self._consumed.get(shards, 0):
+                self._consumed[shards] = end
+            return
         if nshards is not None:
             n = np.asarray(nshards.cpu() if isinstance(nshards, torch.Tensor) else nshards).reshape(-1)
             if len(n):
@@ -256,9 +283,9 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
             if self.batches is not None:
                 out: Dict[str, Any] = {k: v[start:n] for k, v in cols.items()}
                 m = n - start
-                out["_shard"] = torch.full((m,), shard, dtype=torch.int64)
-                out["_pos"] = torch.arange(pos + start, pos + n, dtype=torch.int64)
-                out["_nshards"] = torch.full((m,), shards, dtype=torch.int64)
+                out["_shard"] = shard
+                out["_pos"] = pos + start
+                out["_nshards"] = shards
                 if in_main:
                     self._consumed[shard] = pos + n
                 yield self.transform(out) if self.transform is not None else out

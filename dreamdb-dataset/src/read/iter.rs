@@ -310,12 +310,8 @@ async fn load_unit(
         columns: Default::default(),
     };
     if ctx.with_values {
-        let index: HashMap<u64, usize> = batch
-            .anchors
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (*a, i))
-            .collect();
+        // Anchor → row, built only if some field needs a merge-join.
+        let mut index: Option<HashMap<u64, usize>> = None;
         for (f, (name, kind)) in ctx.probe.iter().enumerate() {
             // The common case: one run of this field holding exactly the
             // unit's anchors, in order. Its column is the field's column.
@@ -328,6 +324,14 @@ async fn load_unit(
                     }
                 }
             }
+            let index = index.get_or_insert_with(|| {
+                batch
+                    .anchors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (*a, i))
+                    .collect()
+            });
             let mut sources: Vec<&ReadColumn> = Vec::new();
             let mut picks: Vec<Option<(usize, usize)>> = vec![None; batch.anchors.len()];
             for (pf, part_anchors, column) in &parts {
