@@ -30,20 +30,13 @@ pub enum LaneOp {
 /// on every machine (the fast estimator's query norms, spec 0010, are
 /// defined by it).
 pub fn ordered_sum(a: &[f32], b: &[f32], op: LaneOp) -> f32 {
-    let n = a.len().min(b.len());
-    let whole = n - n % LANES;
-    #[cfg(target_arch = "x86_64")]
-    let lanes = x86::lane_sums(&a[..whole], &b[..whole], op);
-    #[cfg(not(target_arch = "x86_64"))]
-    let lanes: Option<[f32; LANES]> = None;
-    let mut s = 0.0f32;
-    for v in lanes.unwrap_or_else(|| portable(&a[..whole], &b[..whole], op)) {
-        s += v;
-    }
-    for (x, y) in a[whole..n].iter().zip(&b[whole..n]) {
-        s += term(*x, *y, op);
-    }
-    s
+    with_remainder(a, b, op, |a, b| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(lanes) = x86::lane_sums(a, b, op) {
+            return in_order(lanes);
+        }
+        in_order(portable(a, b, op))
+    })
 }
 
 /// The fast sum of `op` over `a` and `b` (equal lengths; a longer one is
@@ -51,21 +44,38 @@ pub fn ordered_sum(a: &[f32], b: &[f32], op: LaneOp) -> f32 {
 /// use under the error bound of spec 0004 §3.4.
 #[inline]
 pub fn fast_sum(a: &[f32], b: &[f32], op: LaneOp) -> f32 {
-    let n = a.len().min(b.len());
-    let whole = n - n % LANES;
-    #[cfg(target_arch = "x86_64")]
-    let folded = x86::folded(&a[..whole], &b[..whole], op);
-    #[cfg(not(target_arch = "x86_64"))]
-    let folded: Option<f32> = None;
-    let mut s = folded.unwrap_or_else(|| {
-        let mut s = 0.0f32;
-        for v in portable(&a[..whole], &b[..whole], op) {
-            s += v;
+    with_remainder(a, b, op, |a, b| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(sum) = x86::folded(a, b, op) {
+            return sum;
         }
-        s
-    });
-    for (x, y) in a[whole..n].iter().zip(&b[whole..n]) {
+        in_order(portable(a, b, op))
+    })
+}
+
+/// `whole(a, b)` over the whole chunks of 16, then the remaining terms
+/// added in index order.
+#[inline(always)]
+fn with_remainder(
+    a: &[f32],
+    b: &[f32],
+    op: LaneOp,
+    whole: impl FnOnce(&[f32], &[f32]) -> f32,
+) -> f32 {
+    let n = a.len().min(b.len());
+    let cut = n - n % LANES;
+    let mut s = whole(&a[..cut], &b[..cut]);
+    for (x, y) in a[cut..n].iter().zip(&b[cut..n]) {
         s += term(*x, *y, op);
+    }
+    s
+}
+
+/// The lanes folded in index order.
+fn in_order(lanes: [f32; LANES]) -> f32 {
+    let mut s = 0.0f32;
+    for v in lanes {
+        s += v;
     }
     s
 }
@@ -213,10 +223,7 @@ mod tests {
                     prop_assert_eq!(fast.map(f32::to_bits), portable(a, b, op).map(f32::to_bits));
                 }
                 // The ordered sum is the portable definition, bit for bit.
-                let mut defined = 0.0f32;
-                for v in portable(a, b, op) {
-                    defined += v;
-                }
+                let mut defined = in_order(portable(a, b, op));
                 let n = a.len().min(b.len());
                 for (x, y) in a[n - n % LANES..n].iter().zip(&b[n - n % LANES..n]) {
                     defined += term(*x, *y, op);
