@@ -167,6 +167,36 @@ async fn rabitq_equals_in_memory_pipeline() {
     }
 }
 
+/// A sparse index (LSH with many buckets over 1,000 records) can put
+/// fewer than k records in the first `nprobe` cells: the query widens the
+/// probe until they hold k, so top-k is full whenever the dataset has k.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparse_cells_widen_the_probe_until_k_records_are_held() {
+    let backend = Backend::new();
+    let schema = SchemaBuilder::new()
+        .embedding("v", EmbeddingField::new(32).lsh(4, 12))
+        .build()
+        .unwrap();
+    let ds = backend.create("lsh1", schema).await;
+    let vectors = clustered(1000, 32, 1000, 21);
+    append_vectors(&ds, "v", 32, &vectors).await;
+    let snapshot = ds.read_version().await.unwrap();
+    let mut widened = 0;
+    for q in clustered(40, 32, 40, 77).chunks(32) {
+        let narrow = read::query(&snapshot, &QueryRequest::new("v", q.to_vec(), 5).nprobe(1))
+            .await
+            .unwrap();
+        assert_eq!(narrow.hits.len(), 5, "top-5 is full: {:?}", narrow.stats);
+        if narrow.stats.cells_probed > 1 {
+            widened += 1;
+        }
+    }
+    assert!(
+        widened > 0,
+        "no query needed a wider probe: the test measures nothing"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flat_index_scans_every_run_exactly() {
     let backend = Backend::new();

@@ -6,7 +6,10 @@
 //! 1. load the field's spatial index and compressor (cached objects; their
 //!    decoded form and rotated centroids are shared across queries, keyed
 //!    by content hash);
-//! 2. probe the `nprobe` nearest cells;
+//! 2. probe the `nprobe` nearest cells — and twice as many, again and
+//!    again, while the probed cells hold fewer than `k` records and the
+//!    index has cells left (a sparse LSH table or small cells would
+//!    otherwise return fewer than `k` hits from a dataset that has them);
 //! 3. scan the track's cell-order entries of those cells (index pages;
 //!    each paged root's decoded cell entries are kept across queries);
 //! 4. fetch every run's byte range concurrently (at most
@@ -567,6 +570,10 @@ fn strided_run<'a>(
     })
 }
 
+/// The widest probe a query widens to when its cells hold fewer than `k`
+/// records (far more cells than any index here has).
+const MAX_WIDENED_NPROBE: usize = 1 << 20;
+
 /// Drops the process-wide caches of decoded query state (prepared spatial
 /// indexes, decoded cell entries). Nothing needs this for correctness —
 /// the entries are keyed by content hash and never stale — but a
@@ -638,11 +645,21 @@ pub async fn query(
         });
     };
 
-    // 2–3. Probe and scan the probed cells' entries.
-    let probed = spatial.index.probe(&request.vector, request.nprobe)?;
-    stats.cells_probed = probed.len();
+    // 2–3. Probe and scan the probed cells' entries, widening the probe
+    // while the cells hold fewer than k records.
     let track = Track::new(snapshot.store().clone());
-    let entries = probed_entries(snapshot, &track, &state.root, &probed).await?;
+    let mut nprobe = request.nprobe;
+    let (probed, entries) = loop {
+        let probed = spatial.index.probe(&request.vector, nprobe)?;
+        let entries = probed_entries(snapshot, &track, &state.root, &probed).await?;
+        let held: u64 = entries.iter().map(|(_, v)| u64::from(v.count())).sum();
+        let exhausted = probed.len() < nprobe || nprobe >= MAX_WIDENED_NPROBE;
+        if held >= request.k as u64 || exhausted {
+            break (probed, entries);
+        }
+        nprobe = nprobe.saturating_mul(2).min(MAX_WIDENED_NPROBE);
+    };
+    stats.cells_probed = probed.len();
 
     // 4. Fetch every run, verified by its run hash. When the rerank pool
     // is at least as large as the number of runs, nearly every run will
