@@ -246,44 +246,34 @@ def torch_loaders(set_: Dict[str, Any], xb: np.ndarray, lance_uri: str, work: Pa
     for chunk in np.array_split(xb, 10):
         ds.append_many({"emb": np.ascontiguousarray(chunk)})
     batch = 256
-    for workers in (0, 2):
-        def count(loader: Any) -> int:
-            total = 0
-            for b in loader:
-                if isinstance(b, dict):
-                    b = b["emb"] if "emb" in b else b["vector"]
-                total += len(b)
-            return total
 
-        dd = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False)
+    def count(loader: Any) -> int:
+        total = 0
+        for b in loader:
+            if isinstance(b, dict):
+                b = b["emb"] if "emb" in b else b["vector"]
+            total += len(b)
+        return total
+
+    def measure(system: str, label: str, loader: Any, workers: int) -> None:
         t = time.perf_counter()
-        got = count(DataLoader(dd, batch_size=batch, num_workers=workers))
+        got = count(loader)
         secs = time.perf_counter() - t
         if got != n:
-            raise SystemExit(f"DreamDB DataLoader yielded {got} samples of {n}")
-        out["torch"].append({"set": set_["name"], "system": "dreamdb", "workers": workers, "samples": got,
+            raise SystemExit(f"{label} DataLoader yielded {got} samples of {n}")
+        out["torch"].append({"set": set_["name"], "system": system, "workers": workers, "samples": got,
                              "seconds": secs, "samples_per_s": got / secs, "batch_size": batch})
-        say(f"{set_['name']} torch dreamdb workers {workers}: {got / secs:.0f} samples/s")
+        say(f"{set_['name']} torch {label} workers {workers}: {got / secs:.0f} samples/s")
+
+    for workers in (0, 2):
+        dd = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False)
+        measure("dreamdb", "dreamdb", DataLoader(dd, batch_size=batch, num_workers=workers), workers)
         # Batched mode: tensors per batch of 256, no per-sample collation
         # (what LanceDataset yields too).
         db = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False, batches=batch)
-        t = time.perf_counter()
-        got = count(DataLoader(db, batch_size=None, num_workers=workers))
-        secs = time.perf_counter() - t
-        if got != n:
-            raise SystemExit(f"DreamDB batched DataLoader yielded {got} samples of {n}")
-        out["torch"].append({"set": set_["name"], "system": "dreamdb-batched", "workers": workers, "samples": got,
-                             "seconds": secs, "samples_per_s": got / secs, "batch_size": batch})
-        say(f"{set_['name']} torch dreamdb batched workers {workers}: {got / secs:.0f} samples/s")
+        measure("dreamdb-batched", "dreamdb batched", DataLoader(db, batch_size=None, num_workers=workers), workers)
         ld = LanceDataset(lance_uri, batch_size=batch, columns=["vector"])
-        t = time.perf_counter()
-        got = count(DataLoader(ld, batch_size=None, num_workers=workers))
-        secs = time.perf_counter() - t
-        if got != n:
-            raise SystemExit(f"LanceDB DataLoader yielded {got} samples of {n}")
-        out["torch"].append({"set": set_["name"], "system": "lancedb", "workers": workers, "samples": got,
-                             "seconds": secs, "samples_per_s": got / secs, "batch_size": batch})
-        say(f"{set_['name']} torch lancedb workers {workers}: {got / secs:.0f} samples/s")
+        measure("lancedb", "lancedb", DataLoader(ld, batch_size=None, num_workers=workers), workers)
 
 
 def main() -> None:
