@@ -268,9 +268,11 @@ def torch_loaders(set_: Dict[str, Any], xb: np.ndarray, lance_uri: str, work: Pa
     for workers in (0, 2):
         dd = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False)
         measure("dreamdb", "dreamdb", DataLoader(dd, batch_size=batch, num_workers=workers), workers)
-        # Batched mode: tensors per batch of 256, no per-sample collation
-        # (what LanceDataset yields too).
-        db = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False, batches=batch)
+        # Batched mode: tensors per batch of 256, no per-sample collation,
+        # and the same columns LanceDataset yields (the vectors only: no
+        # `_anchor` tensor, so one shared-memory segment per batch each).
+        db = DreamDBDataset("torch", backend=backend, fields=["emb"], shuffle=False, batches=batch,
+                            anchors=False)
         measure("dreamdb-batched", "dreamdb batched", DataLoader(db, batch_size=None, num_workers=workers), workers)
         ld = LanceDataset(lance_uri, batch_size=batch, columns=["vector"])
         measure("lancedb", "lancedb", DataLoader(ld, batch_size=None, num_workers=workers), workers)

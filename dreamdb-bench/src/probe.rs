@@ -130,6 +130,13 @@ impl<C: Connector> Connector for Probe<C> {
         self.show(depth, "get", key);
         let out = self.inner.get(key).await;
         self.end(depth);
+        if let (true, Ok(found)) = (self.trace, &out) {
+            let head = &found.bytes[..found.bytes.len().min(64)];
+            eprintln!(
+                "probe:   {}",
+                String::from_utf8_lossy(head).replace(|c: char| c.is_control(), ".")
+            );
+        }
         if let Ok(found) = &out {
             self.bytes_read
                 .fetch_add(found.bytes.len() as u64, Ordering::SeqCst);

@@ -177,7 +177,11 @@ fn root_json(root: &TrackRoot) -> Value {
             page,
             height,
             count,
-        } => json!({"form": "paged", "runs": count, "height": height, "page": page.to_hex()}),
+            top,
+        } => json!({
+            "form": if top.is_some() { "paged, root page in the Manifest" } else { "paged" },
+            "runs": count, "height": height, "page": page.to_hex()
+        }),
     }
 }
 

@@ -201,3 +201,19 @@ def test_batched_mode_yields_the_same_samples_as_collated_batches(small: vd.Data
     assert sorted(seen) == list(range(N))
     with pytest.raises(ValueError):
         DreamDBDataset("small", backend=small.backend, batches=0)
+    # `anchors=False`: the same batches without the `_anchor` tensor, and
+    # positions still resume exactly.
+    assert all("_anchor" in b for b in got)
+    bare = DreamDBDataset("small", backend=small.backend, seed=4, batches=16, anchors=False)
+    bare.set_epoch(1)
+    bare_got = list(DataLoader(bare, batch_size=None, num_workers=2))
+    assert all("_anchor" not in b for b in bare_got)
+    assert sorted(torch.cat([b["idx"] for b in bare_got]).tolist()) == list(range(N))
+    first = DreamDBDataset("small", backend=small.backend, seed=4, batches=16, anchors=False)
+    first.set_epoch(1)
+    it = iter(first)
+    head = [next(it)]
+    rest = DreamDBDataset("small", backend=small.backend, batches=16, anchors=False)
+    rest.load_state_dict(first.state_dict())
+    tail = torch.cat([b["idx"] for b in rest]).tolist()
+    assert head[0]["idx"].tolist() + tail == [int(s["idx"]) for s in samples]

@@ -361,7 +361,9 @@ impl Dataset {
     }
 
     /// Opens dataset `name` following branch `options.ref_name` (default
-    /// `main`): one ref read to check it exists.
+    /// `main`): one ref read to check it exists, then the current version
+    /// is warmed (its Manifest, then its Schema and what a query reads
+    /// first, see [`Dataset::warm`]).
     pub async fn open(
         url: &str,
         name: &str,
@@ -388,12 +390,32 @@ impl Dataset {
             options.writer,
             Position::Ref(branch.clone()),
         )?;
-        ds.inner
+        let state = ds
+            .inner
             .repo
             .require_ref(&branch)
             .await
             .map_err(|e| ds.not_found(e))?;
+        if let Ok(snapshot) = Self::warm(ds.store(), state.manifest).await {
+            *lock(&ds.inner.last_snapshot) = Some(snapshot);
+        }
         Ok(ds)
+    }
+
+    /// Opens version `manifest` for the reads to come: the Manifest, then
+    /// in one round trip its Schema and every object a query of an indexed
+    /// field reads first (spatial index, compressor, tombstones, and the
+    /// track's leaves when the Manifest holds a root page over few of
+    /// them; design 0006). A handle keeps the result as its last version,
+    /// so its first query goes straight to the cells' runs. Warming is an
+    /// optimisation only: its errors are left for the read that needs the
+    /// objects to report.
+    async fn warm(
+        store: &ObjectStore,
+        manifest: ContentHash,
+    ) -> Result<crate::Snapshot, DatasetError> {
+        crate::Snapshot::open_prefetching(store.clone(), manifest, crate::read::every_first_read)
+            .await
     }
 
     /// Opens one version read-only: a tag, a branch's current target, or a
@@ -422,12 +444,19 @@ impl Dataset {
             options.writer,
             Position::Ref(parse_ref(MAIN)?),
         )?;
-        let (manifest, label) = ds.resolve(&version).await?;
-        Ok(ds.at(Position::Pinned { manifest, label }))
+        let (manifest, label, warmed) = ds.resolve(&version).await?;
+        let pinned = ds.at(Position::Pinned { manifest, label });
+        *lock(&pinned.inner.last_snapshot) = warmed;
+        Ok(pinned)
     }
 
     /// The Manifest a version names (checked to be of this dataset).
-    async fn resolve(&self, version: &Version) -> Result<(ContentHash, String), DatasetError> {
+    /// The version is warmed (see [`Dataset::warm`]) in the same round trip
+    /// as its Genesis is read.
+    async fn resolve(
+        &self,
+        version: &Version,
+    ) -> Result<(ContentHash, String, Option<crate::Snapshot>), DatasetError> {
         let repo = &self.inner.repo;
         let (manifest, label) = match version {
             Version::Tag(tag) => {
@@ -462,10 +491,12 @@ impl Dataset {
             }
             other => DatasetError::from_dag(other),
         })?;
-        let genesis: Genesis = repo
-            .get_object(&m.genesis)
-            .await
-            .map_err(DatasetError::from_dag)?;
+        let (genesis, warmed) = futures::future::join(
+            repo.get_object::<Genesis>(&m.genesis),
+            Self::warm(self.store(), manifest),
+        )
+        .await;
+        let genesis = genesis.map_err(DatasetError::from_dag)?;
         if genesis.dataset != self.inner.name.as_str() {
             return Err(DatasetError::NotFound {
                 what: format!(
@@ -475,7 +506,7 @@ impl Dataset {
             });
         }
         *lock(&self.inner.genesis) = Some((m.genesis, genesis));
-        Ok((manifest, label))
+        Ok((manifest, label, warmed.ok()))
     }
 
     fn not_found(&self, e: DagError) -> DatasetError {

@@ -256,6 +256,11 @@ async fn warm_query_costs_one_ref_read_and_no_ranged_gets() {
     show("cold query (by ref)", &c);
     eprintln!("cold stats: {:?}", cold.stats);
     assert_eq!(c.calls(OpKind::List), 0, "no LIST on the read path");
+    // Opening warmed the version (design 0006): its Manifest, Schema,
+    // spatial index, compressor and the leaves under the held root page
+    // were read by the open, so the query's only whole-object read is the
+    // ref check it overlaps with the runs.
+    assert_eq!(c.calls(OpKind::Get), 1, "only the ref: {c:?}");
     // The pool (10 × 4) covers the probed runs, so their raw rows are read
     // with the codes, in the same round trip; the rerank finds them cached.
     assert!(cold.stats.runs_read <= 40, "{:?}", cold.stats);
@@ -321,6 +326,37 @@ async fn warm_query_costs_one_ref_read_and_no_ranged_gets() {
         0,
         "pinned and warm: runs and raw rows come from the session cache"
     );
+}
+
+/// A ref-following handle overlaps its query with the ref check: when
+/// another writer moved the ref since the handle's last read, the answer
+/// is still that of the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_answers_for_the_version_current_when_called() {
+    let backend = Backend::new();
+    let schema = SchemaBuilder::new()
+        .embedding("v", EmbeddingField::new(DIM as u32).ivf(16))
+        .build()
+        .unwrap();
+    let writer = backend.create("moving", schema).await;
+    let vectors = clustered(2_000, DIM, 16, 5);
+    append_vectors(&writer, "v", DIM, &vectors).await;
+    let reader = backend.open("moving").await;
+    // A far-away point no record is near yet.
+    let target = vec![50.0f32; DIM];
+    let request = QueryRequest::new("v", target.clone(), 1).nprobe(16);
+    let before = reader.query(&request).await.unwrap();
+    let first = reader.manifest_hash().await.unwrap();
+    // Another handle appends a record at exactly that point.
+    let added = append_vectors(&writer, "v", DIM, &target).await;
+    assert_ne!(writer.manifest_hash().await.unwrap(), first);
+    let after = reader.query(&request).await.unwrap();
+    assert_ne!(before.hits[0].anchor, added[0]);
+    assert_eq!(
+        after.hits[0].anchor, added[0],
+        "the query saw the moved ref"
+    );
+    assert_eq!(after.hits[0].distance, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

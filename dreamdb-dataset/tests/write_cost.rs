@@ -33,9 +33,10 @@ const LEAVES: u64 = (K as u64 + 1) + 3;
 /// Internal pages above them: at most two levels per track at this size
 /// (a few thousand runs), the O(log n) part.
 const INTERNAL: u64 = 4 * 2;
-/// The embedding field's `cell-stats` (k × 16 bytes, so signals and
-/// `ada-ivf-status` never count entries) + Manifest + ref.
-const COMMIT: u64 = 3;
+/// Manifest + ref. The embedding field's cell stats (8 bytes a cell, so
+/// signals and `ada-ivf-status` never count entries) and the tracks' root
+/// pages are held in the Manifest (design 0006): no object of their own.
+const COMMIT: u64 = 2;
 const PUT_BOUND: u64 = SEGMENTS + LEAVES + INTERNAL + COMMIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,8 +65,8 @@ async fn append_puts_are_bounded_and_no_segment_is_read() {
         worst <= PUT_BOUND,
         "an append issued {worst} PUTs (bound {PUT_BOUND}): {per_append:?}"
     );
-    // While the tracks are inline, an append is its segments + stats +
-    // Manifest + ref and nothing else.
+    // While the tracks are inline, an append is its segments + Manifest +
+    // ref and nothing else.
     assert_eq!(per_append[1], SEGMENTS + COMMIT, "{per_append:?}");
     println!("PUTs per append: {per_append:?}");
 

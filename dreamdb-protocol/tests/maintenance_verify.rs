@@ -22,7 +22,7 @@ use dreamdb_protocol::objects::{
     object_key, DatasetName, FieldSpec, Fragment, Genesis, ScalarDtype, Schema, SchemaField,
 };
 use dreamdb_protocol::store::ObjectStore;
-use dreamdb_protocol::track::{Change, TrackConfig, TrackKey, TrackRoot, TrackValue};
+use dreamdb_protocol::track::{Change, TrackConfig, TrackKey, TrackValue};
 
 fn name(s: &str) -> RefName {
     RefName::parse(s).unwrap()
@@ -174,9 +174,14 @@ async fn every_damaged_object_is_reported() {
     let tip = *world.manifests.last().unwrap();
     let m = world.repo.manifest(&tip).await.unwrap();
     let root = dreamdb_protocol::dag::track_root_of(&m.tracks["label"].root).unwrap();
-    let TrackRoot::Paged { page, .. } = root else {
-        panic!("expected a paged track, got {root:?}");
+    // The Manifest holds the root page: its first child is a stored page
+    // the tip Manifest links directly.
+    let Some(dreamdb_protocol::track::IndexPage::Internal { children, .. }) =
+        root.top().map(|t| (**t).clone())
+    else {
+        panic!("expected a paged track with its root page held, got {root:?}");
     };
+    let page = children[0].page;
 
     // 1. Flip a byte of a segment.
     let flipped = world.segments[0];
@@ -184,7 +189,7 @@ async fn every_damaged_object_is_reported() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
     overwrite(&world, &object_key(&flipped), bytes).await;
-    // 2. Truncate the root index page.
+    // 2. Truncate an index page the Manifest links.
     let truncated = page;
     let bytes = raw(&world, &truncated).await;
     overwrite(

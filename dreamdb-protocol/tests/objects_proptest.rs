@@ -95,6 +95,7 @@ fn track_state() -> impl Strategy<Value = TrackState> {
                     page,
                     height,
                     count,
+                    top: None,
                 },
                 spatial_index,
                 compressor,

@@ -108,11 +108,7 @@ fn small_manifest() -> Manifest {
     tracks.insert(
         "clip".to_owned(),
         TrackState {
-            root: TrackRoot::Paged {
-                page: h("page"),
-                height: 1,
-                count: 2,
-            },
+            root: TrackRoot::stored(h("page"), 1, 2),
             spatial_index: Some(h("si")),
             compressor: None,
             stats: None,
@@ -214,13 +210,33 @@ fn generate() -> String {
     );
     let mut with_meta = small_manifest();
     if let Some(track) = with_meta.tracks.get_mut("clip") {
-        track.stats = Some(h("cell-stats"));
+        track.stats = Some(TrackStats::Stored(h("cell-stats")));
         track.last_anchor = Some(1_000_000_001);
     }
     v.valid(
         "manifest-track-stats-and-last-anchor",
         "manifest",
         &enc(&with_meta),
+        &[
+            ("height", S::N(1)),
+            ("records", S::N(2)),
+            ("tracks", S::T("clip".to_owned())),
+        ],
+    );
+    // The root page and the cell stats held in the Manifest (design 0006).
+    let mut held = small_manifest();
+    if let Some(track) = held.tracks.get_mut("clip") {
+        track.root = held_root();
+        track.stats = Some(TrackStats::Held(CellStats::from_parts(
+            &[3, 0, 297],
+            &[1, 0, 2],
+        )));
+        track.last_anchor = Some(1_000_000_001);
+    }
+    v.valid(
+        "manifest-held-root-and-stats",
+        "manifest",
+        &enc(&held),
         &[
             ("height", S::N(1)),
             ("records", S::N(2)),
@@ -398,6 +414,21 @@ fn generate() -> String {
         "non-canonical:map-key-order",
         None,
     );
+    // Held stats must obey the cell-stats rules (here: 3 runs for 1 record).
+    let mut bad_stats = held.clone();
+    if let Some(track) = bad_stats.tracks.get_mut("clip") {
+        track.stats = Some(TrackStats::Held(CellStats::from_parts(
+            &[1, 0, 297],
+            &[3, 0, 2],
+        )));
+    }
+    v.invalid(
+        "manifest-held-stats-runs-range",
+        "manifest",
+        &enc(&bad_stats),
+        "shape",
+        None,
+    );
     let null_compressor = with_entry(&enc(&small_manifest()), "tracks", {
         let mut tracks = entries(&enc(&small_manifest()))
             .into_iter()
@@ -496,6 +527,29 @@ fn generate() -> String {
 
 fn vectors_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dreamdb-conformance/vectors/objects.json")
+}
+
+/// A held root page: two children (300 entries), as in the `internal-page`
+/// track vector's shape.
+fn held_root() -> TrackRoot {
+    use dreamdb_protocol::track::{ChildRef, IndexPage, TrackKey};
+    let segment = h("segment");
+    TrackRoot::embedded(IndexPage::Internal {
+        level: 1,
+        children: vec![
+            ChildRef {
+                first_key: TrackKey::anchor_run(1_000, &segment),
+                page: h("leaf-a"),
+                count: 4,
+            },
+            ChildRef {
+                first_key: TrackKey::cell_run(10, &segment),
+                page: h("leaf-b"),
+                count: 296,
+            },
+        ],
+    })
+    .unwrap()
 }
 
 #[test]

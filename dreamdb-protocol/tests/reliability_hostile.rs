@@ -211,11 +211,7 @@ async fn a_track_root_claiming_height_200_is_refused() {
     let page_hash = repo.store().put_bytes(page.encode()).await.unwrap();
     // A legal Manifest, its root's height patched to 200 in the value
     // tree (the root type refuses to hold it), encoded canonically.
-    let legal = TrackRoot::Paged {
-        page: page_hash,
-        height: 1,
-        count: 1,
-    };
+    let legal = TrackRoot::stored(page_hash, 1, 1);
     m.tracks.insert(
         "label".to_owned(),
         TrackState {
@@ -292,11 +288,7 @@ async fn a_page_declaring_a_huge_count_is_refused() {
             }],
         };
         let internal_hash = repo.store().put_bytes(internal.encode()).await.unwrap();
-        let root = TrackRoot::Paged {
-            page: internal_hash,
-            height: 2,
-            count: declared_root,
-        };
+        let root = TrackRoot::stored(internal_hash, 2, declared_root);
         let label = format!("child count {declared_child}, root count {declared_root}");
         let r = repo.clone();
         let scan = bounded(&format!("{label}: scan"), Duration::from_secs(30), {

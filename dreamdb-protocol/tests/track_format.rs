@@ -100,20 +100,12 @@ fn values_and_roots_round_trip_through_serde() {
     for root in [
         TrackRoot::empty(),
         TrackRoot::Inline { entries },
-        TrackRoot::Paged {
-            page: ContentHash::of(b"root"),
-            height: 3,
-            count: 1_000_000,
-        },
+        TrackRoot::stored(ContentHash::of(b"root"), 3, 1_000_000),
     ] {
         let bytes = cbor::to_vec(&root).unwrap();
         assert_eq!(cbor::from_slice::<TrackRoot>(&bytes).unwrap(), root);
     }
-    let bad = TrackRoot::Paged {
-        page: ContentHash::of(b"root"),
-        height: 17,
-        count: 1,
-    };
+    let bad = TrackRoot::stored(ContentHash::of(b"root"), 17, 1);
     let bytes = cbor::to_vec(&bad).unwrap();
     assert!(cbor::from_slice::<TrackRoot>(&bytes).is_err());
 }
@@ -250,11 +242,7 @@ fn roots_nest_inside_other_objects() {
         TrackRoot::Inline {
             entries: entries.clone(),
         },
-        TrackRoot::Paged {
-            page: ContentHash::of(b"p"),
-            height: 2,
-            count: 9,
-        },
+        TrackRoot::stored(ContentHash::of(b"p"), 2, 9),
     ] {
         let holder = Holder {
             name: "embedding".into(),

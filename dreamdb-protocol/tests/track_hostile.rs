@@ -106,11 +106,7 @@ async fn a_page_stored_under_its_own_childs_name_is_caught() {
         )
         .await
         .unwrap();
-    let root = TrackRoot::Paged {
-        page: forged_name,
-        height: 2,
-        count: 3,
-    };
+    let root = TrackRoot::stored(forged_name, 2, 3);
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "store:integrity:hash-mismatch", "{e}");
     }
@@ -143,16 +139,13 @@ async fn a_child_at_its_parents_level_is_refused() {
         page: put_page(&store, &sideways).await,
         height: 2,
         count: 3,
+        top: None,
     };
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:level-mismatch", "{e}");
     }
     // And a root whose height disagrees with its page.
-    let root = TrackRoot::Paged {
-        page: l,
-        height: 3,
-        count: 3,
-    };
+    let root = TrackRoot::stored(l, 3, 3);
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:level-mismatch", "{e}");
     }
@@ -171,11 +164,7 @@ async fn heights_beyond_the_limit_are_refused() {
     )
     .await;
     for height in [0u8, 17, 200, 255] {
-        let root = TrackRoot::Paged {
-            page: l,
-            height,
-            count: 3,
-        };
+        let root = TrackRoot::stored(l, height, 3);
         for e in every_read_fails(&track, &root).await {
             assert_eq!(problem(&e), "invalid-root", "{e}");
         }
@@ -197,11 +186,7 @@ async fn heights_beyond_the_limit_are_refused() {
         }
     }
     let page = put_value(&store, &Value::Map(fields)).await;
-    let root = TrackRoot::Paged {
-        page,
-        height: 16,
-        count: 3,
-    };
+    let root = TrackRoot::stored(page, 16, 3);
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:too-deep", "{e}");
         assert!(matches!(
@@ -218,11 +203,7 @@ async fn unsorted_keys_are_refused() {
     let mut entries = leaf(0..5);
     entries.swap(1, 3);
     let page = put_page(&store, &IndexPage::Leaf { entries }).await;
-    let root = TrackRoot::Paged {
-        page,
-        height: 1,
-        count: 5,
-    };
+    let root = TrackRoot::stored(page, 1, 5);
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:unsorted-keys", "{e}");
     }
@@ -247,11 +228,7 @@ async fn declared_counts_that_disagree_are_refused() {
     let la = put_page(&store, &IndexPage::Leaf { entries: a.clone() }).await;
     let lb = put_page(&store, &IndexPage::Leaf { entries: b.clone() }).await;
     // The root says 7, the leaf holds 3.
-    let root = TrackRoot::Paged {
-        page: la,
-        height: 1,
-        count: 7,
-    };
+    let root = TrackRoot::stored(la, 1, 7);
     for e in every_read_fails(&track, &root).await {
         assert!(matches!(
             e.page_problem(),
@@ -273,6 +250,7 @@ async fn declared_counts_that_disagree_are_refused() {
         page: put_page(&store, &parent).await,
         height: 2,
         count: u64::MAX,
+        top: None,
     };
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:count-mismatch", "{e}");
@@ -288,6 +266,7 @@ async fn declared_counts_that_disagree_are_refused() {
         page: put_page(&store, &parent).await,
         height: 2,
         count: 6,
+        top: None,
     };
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:count-mismatch", "{e}");
@@ -313,6 +292,7 @@ async fn key_ranges_must_nest() {
         page: put_page(&store, &parent).await,
         height: 2,
         count: 6,
+        top: None,
     };
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:first-key-mismatch", "{e}");
@@ -335,6 +315,7 @@ async fn key_ranges_must_nest() {
         page: put_page(&store, &parent).await,
         height: 2,
         count: 9,
+        top: None,
     };
     for e in every_read_fails(&track, &root).await {
         assert_eq!(problem(&e), "corrupt:key-out-of-range", "{e}");
@@ -359,11 +340,7 @@ async fn garbage_truncated_and_missing_pages_are_typed_errors() {
         (not_a_page, "corrupt:shape"),
         (ContentHash::of(b"absent"), "store:missing"),
     ] {
-        let root = TrackRoot::Paged {
-            page,
-            height: 1,
-            count: 4,
-        };
+        let root = TrackRoot::stored(page, 1, 4);
         for e in every_read_fails(&track, &root).await {
             assert_eq!(problem(&e), class, "{e}");
         }
@@ -389,4 +366,39 @@ async fn a_put_whose_value_does_not_fit_its_key_is_refused() {
         .unwrap_err();
     assert_eq!(err.class(), "invalid-entry");
     assert_eq!(conn.snapshot().total_calls(), 0);
+}
+
+/// A root page held in the Manifest is checked like a stored one: its
+/// children must agree with the pages they name.
+#[tokio::test]
+async fn a_held_root_page_is_checked_against_its_children() {
+    let (store, _) = counting_store(1 << 20);
+    let track = Track::new(store.clone());
+    let a = leaf(0..3);
+    let b = leaf(3..6);
+    let la = put_page(&store, &IndexPage::Leaf { entries: a.clone() }).await;
+    let lb = put_page(&store, &IndexPage::Leaf { entries: b.clone() }).await;
+    // Well formed: every verb works and no root page is ever fetched.
+    let good = TrackRoot::embedded(IndexPage::Internal {
+        level: 1,
+        children: vec![child(&a, la), child(&b, lb)],
+    })
+    .unwrap();
+    assert!(good.stored_page().is_none());
+    assert_eq!(
+        track.scan_all(&good, KeyRange::all()).await.unwrap().len(),
+        6
+    );
+    track.verify(&good).await.unwrap();
+    // A child count that disagrees with the leaf it names.
+    let mut wrong = child(&b, lb);
+    wrong.count = 4;
+    let bad = TrackRoot::embedded(IndexPage::Internal {
+        level: 1,
+        children: vec![child(&a, la), wrong],
+    })
+    .unwrap();
+    for e in every_read_fails(&track, &bad).await {
+        assert_eq!(problem(&e), "corrupt:count-mismatch", "{e}");
+    }
 }

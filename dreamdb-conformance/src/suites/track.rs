@@ -11,11 +11,19 @@
 //!   as given.
 //! - `case: "page"`, `valid: false` (`bytes`, `error`): the strict decoder
 //!   refuses the page with the problem class `error`.
+//! - `case: "root"`, `valid: true` (`bytes`, `form`, `height`, `count`,
+//!   `page`, `links`): a track root as a Manifest holds it (T4) decodes
+//!   strictly, re-encodes to `bytes`, and has this form (`inline`,
+//!   `held` — the root page in the Manifest — or `stored`), height, entry
+//!   count, root page name (for a held page, the hash its canonical bytes
+//!   would have; empty for inline) and links.
+//! - `case: "root"`, `valid: false` (`bytes`, `error`): the root is refused
+//!   with the error class `error`.
 
 use dreamdb_core::cbor;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::store::links;
-use dreamdb_protocol::track::{IndexPage, TrackKey, TrackKeyKind};
+use dreamdb_protocol::track::{IndexPage, TrackKey, TrackKeyKind, TrackRoot};
 
 use crate::{expect_eq, fields, Vector};
 
@@ -60,8 +68,48 @@ pub(crate) fn check(vector: &Vector) -> Result<(), String> {
             |e| e.class(),
             |page| check_page(vector, &bytes, &page),
         ),
+        "root" => {
+            let root = cbor::decode_value(&bytes)
+                .map_err(|e| format!("cbor:{}", e.class()))
+                .and_then(|v| TrackRoot::from_value(&v).map_err(|e| e.class()));
+            super::expect_outcome(vector, root, String::clone, |root| {
+                check_root(vector, &bytes, &root)
+            })
+        }
         other => Err(format!("unknown track case {other:?}")),
     }
+}
+
+fn check_root(vector: &Vector, bytes: &[u8], root: &TrackRoot) -> Result<(), String> {
+    let encoded = cbor::to_vec(root).map_err(|e| e.to_string())?;
+    expect_eq("re-encoding", bytes.to_vec(), encoded)?;
+    let (form, page) = match root {
+        TrackRoot::Inline { .. } => ("inline", String::new()),
+        TrackRoot::Paged { page, top, .. } => {
+            (if top.is_some() { "held" } else { "stored" }, page.to_hex())
+        }
+    };
+    expect_eq("form", fields::str(vector, "form")?, form)?;
+    expect_eq(
+        "height",
+        fields::u64(vector, "height")?,
+        u64::from(root.height()),
+    )?;
+    expect_eq("count", fields::u64(vector, "count")?, root.count())?;
+    expect_eq("page", fields::str(vector, "page")?, page.as_str())?;
+    expect_links(vector, bytes)
+}
+
+fn expect_links(vector: &Vector, bytes: &[u8]) -> Result<(), String> {
+    let expected_links: Vec<String> = fields::get(vector, "links")?
+        .as_array()
+        .ok_or("field \"links\" must be an array")?
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned).ok_or("links must be strings"))
+        .collect::<Result<_, _>>()?;
+    let value = cbor::decode_value(bytes).map_err(|e| e.to_string())?;
+    let actual: Vec<String> = links(&value).iter().map(ContentHash::to_hex).collect();
+    expect_eq("links", expected_links, actual)
 }
 
 fn check_page(vector: &Vector, bytes: &[u8], page: &IndexPage) -> Result<(), String> {
@@ -79,13 +127,5 @@ fn check_page(vector: &Vector, bytes: &[u8], page: &IndexPage) -> Result<(), Str
         Some(first),
         page.first_key().map(|k| k.as_bytes().to_vec()),
     )?;
-    let expected_links: Vec<String> = fields::get(vector, "links")?
-        .as_array()
-        .ok_or("field \"links\" must be an array")?
-        .iter()
-        .map(|v| v.as_str().map(str::to_owned).ok_or("links must be strings"))
-        .collect::<Result<_, _>>()?;
-    let value = cbor::decode_value(bytes).map_err(|e| e.to_string())?;
-    let actual: Vec<String> = links(&value).iter().map(ContentHash::to_hex).collect();
-    expect_eq("links", expected_links, actual)
+    expect_links(vector, bytes)
 }

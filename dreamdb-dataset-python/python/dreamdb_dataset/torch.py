@@ -119,6 +119,11 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
             part of sample mode, and sends only the data tensors through
             DataLoader workers' shared memory (each tensor costs a
             shared-memory segment per batch).
+        anchors: include ``_anchor`` (each sample's anchor, an int64
+            tensor per batch) in what is yielded (default). ``False`` when
+            training needs only the fields: one tensor fewer per batch
+            crosses DataLoader workers' shared memory. Positions
+            (``_shard``, ``_pos``) still make resuming exact.
         decode_blobs: how blobs are yielded: ``bytes`` (default).
     """
 
@@ -137,6 +142,7 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
         batch_size: int = 1024,
         transform: Optional[Callable[[Dict[str, Any]], Any]] = None,
         batches: Optional[int] = None,
+        anchors: bool = True,
     ) -> None:
         super().__init__()
         self.name = name
@@ -152,6 +158,7 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
         self.batches: Optional[int] = None if batches is None else int(batches)
         self.read_batch_size = int(batch_size) if self.batches is None else self.batches
         self.transform = transform
+        self.anchors = bool(anchors)
         self.epoch = 0
         self._follow = version is None
         if version is None:
@@ -279,7 +286,7 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
                 pos += n
                 continue
             start = max(0, skip - pos)
-            cols = self._columns(batch, kinds)
+            cols = self._columns(batch, kinds, self.anchors)
             if self.batches is not None:
                 out: Dict[str, Any] = {k: v[start:n] for k, v in cols.items()}
                 m = n - start
@@ -304,14 +311,17 @@ class DreamDBDataset(IterableDataset):  # type: ignore[type-arg]
             self._resume = False
 
     @staticmethod
-    def _columns(batch: Any, kinds: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    def _columns(batch: Any, kinds: Dict[str, Dict[str, Any]], anchors: bool = True) -> Dict[str, Any]:
         """One Arrow batch → per-field columns indexable by row (tensors for
-        numeric data, created once per batch)."""
+        numeric data, created once per batch); ``_anchor`` only if
+        ``anchors``."""
         import pyarrow as pa
 
         out: Dict[str, Any] = {}
         for name, col in zip(batch.schema.names, batch.columns):
             if name == "_anchor":
+                if not anchors:
+                    continue
                 out["_anchor"] = torch.from_numpy(col.to_numpy().astype(np.int64))
                 continue
             desc = kinds.get(name, {})

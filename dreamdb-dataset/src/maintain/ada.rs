@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use dreamdb_core::ContentHash;
-use dreamdb_protocol::objects::ObjectKind;
+use dreamdb_protocol::objects::{ObjectKind, TrackState, TrackStats};
 use dreamdb_protocol::spatial::ada_ivf::{
     apply_changes, densities, imbalance_score, merge_cell, split_cell, MergePlan, SplitPlan,
 };
@@ -201,6 +201,11 @@ fn ivf_of(ctx: &FieldCtx) -> Result<&IvfIndex, DatasetError> {
     }
 }
 
+/// The field's `cell-stats` object, when its stats are stored.
+fn stored_stats(state: &TrackState) -> Option<ContentHash> {
+    state.stats.as_ref().and_then(TrackStats::stored)
+}
+
 fn sizes_of(stats: &StatsData, live: &[u32]) -> Vec<usize> {
     live.iter()
         .map(|&c| stats.counts.get(c as usize).copied().unwrap_or(0) as usize)
@@ -255,7 +260,7 @@ impl Dataset {
         let ctx = self.embedding_field(&base, field).await?;
         let stats = self.field_stats(&base, &ctx).await?;
         let live = live_cells(&ctx.spatial.index)?;
-        let signals = signals_of(&stats, &live, ctx.state.stats);
+        let signals = signals_of(&stats, &live, stored_stats(&ctx.state));
         let sizes = sizes_of(&stats, &live);
         let dens = densities(&sizes);
         let cells: Vec<CellSize> = live
@@ -293,7 +298,7 @@ impl Dataset {
             overpopulated: over,
             underpopulated: under,
             tombstones: tombstoned(self, &base.manifest).await?.len() as u64,
-            stats: ctx.state.stats,
+            stats: stored_stats(&ctx.state),
         })
     }
 
@@ -593,7 +598,7 @@ impl Dataset {
     ) -> Result<AdaIvfStepReport, DatasetError> {
         let stats = self.field_stats(base, ctx).await?;
         let live = live_cells(&ctx.spatial.index)?;
-        let signals = signals_of(&stats, &live, ctx.state.stats);
+        let signals = signals_of(&stats, &live, stored_stats(&ctx.state));
         Ok(AdaIvfStepReport {
             base: base.hash,
             parent_index: ctx.spatial.index_hash,

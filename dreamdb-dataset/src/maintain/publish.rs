@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::dag::{CommitLoopOptions, DagError, Draft};
-use dreamdb_protocol::objects::{Manifest, ObjectKind, TrackState};
+use dreamdb_protocol::objects::{Manifest, TrackState};
 use dreamdb_protocol::track::{Change, KeyRange, Track};
 
 use super::runs::{apply_delta, Entry};
 use crate::dataset::{lock, Dataset};
 use crate::write::compat;
-use crate::write::stats::{load_stats, StatsData};
+use crate::write::stats::{load_stats, record_stats, StatsData};
 use crate::DatasetError;
 
 /// How a field's cell stats change.
@@ -181,7 +181,7 @@ async fn rebase(
             .spatial
             .unwrap_or((state.spatial_index, state.compressor));
         let stats = match &edit.stats {
-            StatsEdit::None => compat::stats_of(state),
+            StatsEdit::None => compat::stats_of(state).cloned(),
             StatsEdit::Delta { minus, plus } => {
                 let base = match ds.memo_get(tip_hash, &edit.field) {
                     Some(memo) => (*memo).clone(),
@@ -191,9 +191,7 @@ async fn rebase(
                 if new.counts.len() < edit.cells as usize {
                     new = new.plus(&StatsData::empty(edit.cells));
                 }
-                let (bytes, hash) = new.to_object().encode()?;
-                store.put_bytes(bytes).await?;
-                Some(hash)
+                Some(record_stats(store, &new).await?)
             }
         };
         draft.tracks.insert(

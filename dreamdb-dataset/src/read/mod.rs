@@ -52,6 +52,7 @@ pub use compare::{compare_refs, Comparison, RefSummary};
 pub use filter::{Filter, Predicate};
 pub use get::get;
 pub use iter::{iter, iter_stream, iter_stream_monitored, IterMonitor, IterOptions};
+pub(crate) use query::every_first_read;
 pub use query::{clear_decoded_caches, query, Hit, QueryRequest, QueryResult, QueryStats};
 
 use crate::{DatasetError, Snapshot};

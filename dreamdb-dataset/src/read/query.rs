@@ -51,7 +51,7 @@ use dreamdb_protocol::spatial::rabitq::quantised::{QuantisedQuery, RecordCodes};
 use dreamdb_protocol::spatial::rabitq::{Estimate, RaBitQ, DEFAULT_EPSILON0, FACTORS};
 use dreamdb_protocol::spatial::topk::{BoundedTop, Ranked};
 use dreamdb_protocol::spatial::SpatialIndex;
-use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue, FANOUT};
+use dreamdb_protocol::track::{IndexPage, KeyRange, Track, TrackRoot, TrackValue, FANOUT};
 use futures::{StreamExt, TryStreamExt};
 
 use super::fetch::{
@@ -434,7 +434,9 @@ async fn probed_entries(
 ) -> Result<Vec<(u32, TrackValue)>, DatasetError> {
     let dir = match root {
         TrackRoot::Paged { page, .. } => {
-            snapshot.store().get_bytes(page).await?;
+            if let Some(stored) = root.stored_page() {
+                snapshot.store().get_bytes(&stored).await?;
+            }
             Some(CELL_DIRS.get_or_insert(*page, CellDir::default))
         }
         TrackRoot::Inline { .. } => None,
@@ -498,6 +500,17 @@ pub(crate) async fn scan_cells(
 
 /// Decoded cell entries of one paged track root.
 type CellDir = Mutex<HashMap<u32, Arc<Vec<TrackValue>>>>;
+
+/// Ranged reads a query keeps in flight for its runs, and as many again
+/// for their raw rows: 64, so the runs of a typical probe (tens of cells)
+/// are read in one round trip rather than in waves. Object stores serve
+/// many concurrent ranged reads at the cost of one; the bound only keeps
+/// a very wide probe from opening hundreds of connections at once.
+const QUERY_FETCH_CONCURRENCY: usize = 64;
+
+/// Most leaves read with the spatial index before the probe (see
+/// [`first_reads`]): 32 leaves of at most 16 KiB.
+const PREFETCH_LEAVES: usize = 32;
 
 /// Paged track roots whose decoded cell entries are kept.
 const CELL_DIRS_KEPT: usize = 16;
@@ -593,11 +606,32 @@ pub(crate) fn first_reads(manifest: &Manifest, field: &str) -> Vec<ContentHash> 
     if let Some(state) = manifest.tracks.get(field) {
         out.extend(state.spatial_index);
         out.extend(state.compressor);
-        if let TrackRoot::Paged { page, .. } = &state.root {
-            out.push(*page);
+        out.extend(state.root.stored_page());
+        // A root page the Manifest holds names the second level: when
+        // those are the leaves and few, read them all now, beside the
+        // spatial index, rather than after it (one round trip less when
+        // cold, a few pages more; design 0006).
+        if let Some(IndexPage::Internal { level: 1, children }) = state.root.top().map(|t| &**t) {
+            if children.len() <= PREFETCH_LEAVES {
+                out.extend(children.iter().map(|c| c.page));
+            }
         }
     }
     out.extend(manifest.registry.get(TOMBSTONES_KEY).copied());
+    out
+}
+
+/// [`first_reads`] of every field with a spatial index (what opening a
+/// version prefetches, see `Dataset::warm`).
+pub(crate) fn every_first_read(manifest: &Manifest) -> Vec<ContentHash> {
+    let mut out: Vec<ContentHash> = manifest
+        .tracks
+        .iter()
+        .filter(|(_, state)| state.spatial_index.is_some())
+        .flat_map(|(field, _)| first_reads(manifest, field))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
     out
 }
 
@@ -615,10 +649,7 @@ pub async fn query(
         .manifest()
         .tracks
         .get(&request.field)
-        .and_then(|s| match &s.root {
-            TrackRoot::Paged { page, .. } => Some(*page),
-            TrackRoot::Inline { .. } => None,
-        });
+        .and_then(|s| s.root.stored_page());
     let (prepared, tombstones, _) = futures::future::try_join3(
         prepared_spatial(snapshot, &request.field),
         Tombstones::load(snapshot),
@@ -695,7 +726,7 @@ pub async fn query(
                     .await;
             }
         })
-        .buffer_unordered(FETCH_CONCURRENCY)
+        .buffer_unordered(QUERY_FETCH_CONCURRENCY)
         .collect::<Vec<()>>();
     let fetch_runs = futures::stream::iter(entries)
         .map(|(cell, value)| {
@@ -726,7 +757,7 @@ pub async fn query(
                 Ok(RunData { cell, value, bytes })
             }
         })
-        .buffered(FETCH_CONCURRENCY)
+        .buffered(QUERY_FETCH_CONCURRENCY)
         .try_collect::<Vec<RunData>>();
     let (runs, _) = futures::future::join(fetch_runs, prefetch_raw).await;
     let runs = runs?;

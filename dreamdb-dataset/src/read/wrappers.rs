@@ -35,6 +35,33 @@ impl Dataset {
         Ok(snapshot)
     }
 
+    /// Runs `work` on the version this handle reads now. A handle that
+    /// follows a ref and has read a version before starts `work` on that
+    /// version *while* it reads the ref again: when the ref still names
+    /// it (the usual case) the result stands, and the ref read cost no
+    /// round trip of its own; when the ref moved, the result is dropped
+    /// and `work` runs again on the new version (design 0006). Either way
+    /// the answer is that of the version current when the call began.
+    async fn on_current<T, F, Fut>(
+        &self,
+        prefetch: impl FnOnce(&dreamdb_protocol::objects::Manifest) -> Vec<dreamdb_core::ContentHash>,
+        work: F,
+    ) -> Result<T, DatasetError>
+    where
+        F: Fn(Snapshot) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DatasetError>>,
+    {
+        let last = crate::dataset::lock(&self.inner.last_snapshot).clone();
+        if let (Some(last), false) = (last, self.is_pinned()) {
+            let (hash, out) = futures::future::join(self.manifest_hash(), work(last.clone())).await;
+            if hash? == last.manifest_hash() {
+                return out;
+            }
+        }
+        let snapshot = self.snapshot_prefetching(prefetch).await?;
+        work(snapshot).await
+    }
+
     /// The version this handle reads now, pinned, for the free functions of
     /// [`crate::read`] (one ref read when the handle follows a ref, none
     /// when it is pinned; the Manifest and Schema come from the cache when
@@ -49,16 +76,20 @@ impl Dataset {
         anchor: u64,
         fields: Option<&[&str]>,
     ) -> Result<Option<Record>, DatasetError> {
-        let snapshot = self.snapshot_for_read().await?;
-        get(&snapshot, anchor, fields).await
+        self.on_current(
+            |_| Vec::new(),
+            |snapshot| async move { get(&snapshot, anchor, fields).await },
+        )
+        .await
     }
 
     /// Top-k by vector (see [`query()`](super::query())).
     pub async fn query(&self, request: &QueryRequest) -> Result<QueryResult, DatasetError> {
-        let snapshot = self
-            .snapshot_prefetching(|m| super::query::first_reads(m, &request.field))
-            .await?;
-        query(&snapshot, request).await
+        self.on_current(
+            |m| super::query::first_reads(m, &request.field),
+            |snapshot| async move { query(&snapshot, request).await },
+        )
+        .await
     }
 
     /// Every live record, collected (see [`iter()`](super::iter())).

@@ -38,10 +38,16 @@ pub(crate) async fn track_last_anchor(
         TrackRoot::Inline { entries } => return Ok(last_of(entries)),
         TrackRoot::Paged { page, .. } => *page,
     };
+    let held = state.root.top().map(|top| (hash, top.clone()));
     loop {
-        let bytes = store.get_bytes(&hash).await?;
-        let page = IndexPage::decode(&bytes)
-            .map_err(|e| DatasetError::Integrity(format!("index page {hash}: {e}")))?;
+        let page = match &held {
+            Some((name, top)) if *name == hash => (**top).clone(),
+            _ => {
+                let bytes = store.get_bytes(&hash).await?;
+                IndexPage::decode(&bytes)
+                    .map_err(|e| DatasetError::Integrity(format!("index page {hash}: {e}")))?
+            }
+        };
         match page {
             IndexPage::Leaf { entries } => return Ok(last_of(&entries)),
             IndexPage::Internal { children, .. } => {

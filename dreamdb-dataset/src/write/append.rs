@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dreamdb_core::ContentHash;
 use dreamdb_protocol::dag::{CommitLoopOptions, DagError, Draft};
 use dreamdb_protocol::objects::{
-    FieldSpec, Manifest, ObjectKind, Schema, SpatialIndexObject, TrackRoot, TrackState,
+    FieldSpec, Manifest, ObjectKind, Schema, SpatialIndexObject, TrackRoot, TrackState, TrackStats,
 };
 use dreamdb_protocol::track::Track;
 use rayon::prelude::*;
@@ -21,7 +21,7 @@ use super::segments::{
     field_seed, plan_blob, plan_embedding, plan_scalar, spatial_objects, train_spatial,
     EmbeddingSpec, Encoded, FieldPlan,
 };
-use super::stats::{load_stats, signals_of, Signals, StatsData};
+use super::stats::{load_stats, record_stats, signals_of, Signals, StatsData};
 use super::{AppendOptions, AppendResult};
 use crate::batch::{Batch, Column};
 use crate::dataset::{lock, now_nanos, Dataset};
@@ -359,7 +359,7 @@ impl CommitCtx {
             .await
             .map_err(|e| Err(e.into()))?;
         // Stats.
-        let mut stats_hash = None;
+        let mut recorded = None;
         let mut field_stats = None;
         if let (Some(delta), Some((cells, live))) = (&plan.stats_delta, &plan.cells) {
             let (cells, live) = if spatial_index == plan.spatial_index {
@@ -381,14 +381,10 @@ impl CommitCtx {
             };
             let new = Arc::new(base.plus(delta));
             if compat::TRACK_META {
-                let (bytes, hash) = new.to_object().encode().map_err(|e| Err(e.into()))?;
-                store
-                    .put_bytes(bytes)
-                    .await
-                    .map_err(|e| Err(DagError::from(e)))?;
-                stats_hash = Some(hash);
+                recorded = Some(record_stats(store, &new).await.map_err(fail)?);
             }
-            field_stats = Some((new, stats_hash, live));
+            let stored = recorded.as_ref().and_then(TrackStats::stored);
+            field_stats = Some((new, stored, live));
         }
         let last_anchor = if compat::TRACK_META {
             // A state without a recorded last anchor (after a merge or
@@ -402,7 +398,7 @@ impl CommitCtx {
             None
         };
         Ok((
-            compat::track_state(new_root, spatial_index, compressor, stats_hash, last_anchor),
+            compat::track_state(new_root, spatial_index, compressor, recorded, last_anchor),
             field_stats,
         ))
     }

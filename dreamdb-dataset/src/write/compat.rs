@@ -12,7 +12,7 @@
 //! anchor-order path. Switching to stored fields changes only this file.
 
 use dreamdb_core::ContentHash;
-use dreamdb_protocol::objects::{TrackRoot, TrackState};
+use dreamdb_protocol::objects::{TrackRoot, TrackState, TrackStats};
 use dreamdb_protocol::track::TrackValue;
 
 /// Whether `TrackState` stores `stats` and `last_anchor`.
@@ -22,9 +22,9 @@ pub(crate) const TRACK_META: bool = true;
 /// `vector-storage` object) and their hash.
 pub use dreamdb_protocol::track::RawRows;
 
-/// The track's `cell-stats` object, if the state records one.
-pub(crate) fn stats_of(state: &TrackState) -> Option<ContentHash> {
-    state.stats
+/// The track's cell stats (held or stored), if the state records them.
+pub(crate) fn stats_of(state: &TrackState) -> Option<&TrackStats> {
+    state.stats.as_ref()
 }
 
 /// The track's last anchor, if the state records it.
@@ -37,7 +37,7 @@ pub(crate) fn track_state(
     root: TrackRoot,
     spatial_index: Option<ContentHash>,
     compressor: Option<ContentHash>,
-    stats: Option<ContentHash>,
+    stats: Option<TrackStats>,
     last_anchor: Option<u64>,
 ) -> TrackState {
     TrackState {

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use dreamdb_core::ContentHash;
-use dreamdb_protocol::objects::{CellStats, ObjectKind};
+#[cfg(doc)]
+use dreamdb_protocol::objects::HELD_STATS_MAX_CELLS;
+use dreamdb_protocol::objects::{CellStats, ObjectKind, TrackStats};
 use dreamdb_protocol::spatial::ada_ivf::imbalance_score;
 use dreamdb_protocol::spatial::sqrt_guidance;
 use dreamdb_protocol::store::ObjectStore;
@@ -67,7 +69,23 @@ impl StatsData {
     }
 }
 
-/// The stats of a track: its `cell-stats` object when the state names one,
+/// `stats` as a Manifest records them: held in it up to
+/// [`HELD_STATS_MAX_CELLS`] cells (no object of their own, design 0006),
+/// else written as a `cell-stats` object.
+pub(crate) async fn record_stats(
+    store: &ObjectStore,
+    stats: &StatsData,
+) -> Result<TrackStats, DatasetError> {
+    let object = stats.to_object();
+    if TrackStats::holds(&object) {
+        return Ok(TrackStats::Held(object));
+    }
+    let (bytes, hash) = object.encode()?;
+    store.put_bytes(bytes).await?;
+    Ok(TrackStats::Stored(hash))
+}
+
+/// The stats of a track: held in its state or its `cell-stats` object,
 /// else counted from its cell-order entries (one scan of the index pages,
 /// no segment read).
 pub(crate) async fn load_stats(
@@ -75,11 +93,19 @@ pub(crate) async fn load_stats(
     state: &TrackState,
     cells: u32,
 ) -> Result<StatsData, DatasetError> {
-    if let Some(hash) = compat::stats_of(state) {
-        let bytes = store.get_bytes(&hash).await?;
-        let mut stats = StatsData::of_object(&CellStats::decode(&hash, &bytes)?);
-        stats.grow(cells as usize);
-        return Ok(stats);
+    match compat::stats_of(state) {
+        Some(TrackStats::Stored(hash)) => {
+            let bytes = store.get_bytes(hash).await?;
+            let mut stats = StatsData::of_object(&CellStats::decode(hash, &bytes)?);
+            stats.grow(cells as usize);
+            return Ok(stats);
+        }
+        Some(TrackStats::Held(held)) => {
+            let mut stats = StatsData::of_object(held);
+            stats.grow(cells as usize);
+            return Ok(stats);
+        }
+        None => {}
     }
     let mut stats = StatsData::empty(cells);
     let track = Track::new(store.clone());

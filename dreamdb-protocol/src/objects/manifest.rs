@@ -15,13 +15,77 @@
 
 use std::collections::BTreeMap;
 
+use ciborium::value::Value;
 use dreamdb_core::ContentHash;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::cell_stats::CellStats;
 use super::common::{check_field_name, check_tag_shaped, check_unique};
 use super::error::Invariant;
 use super::ObjectKind;
 use crate::track::TrackRoot;
+
+/// Most cells whose stats a Manifest holds itself (8 bytes per cell, so at
+/// most 16 KiB); a track with more cells stores a `cell-stats` object.
+pub const HELD_STATS_MAX_CELLS: usize = 2048;
+
+/// A track's cell stats as its state records them: held in the Manifest
+/// (small indexes: no object of its own, design 0006) or a stored
+/// `cell-stats` object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackStats {
+    /// The stats themselves: `{"counts", "runs"}` in the Manifest.
+    Held(CellStats),
+    /// A `cell-stats` object.
+    Stored(ContentHash),
+}
+
+impl TrackStats {
+    /// Whether a writer holds `stats` in the Manifest (up to
+    /// [`HELD_STATS_MAX_CELLS`] cells) rather than storing an object.
+    pub fn holds(stats: &CellStats) -> bool {
+        stats.cells() <= HELD_STATS_MAX_CELLS
+    }
+
+    /// The stored object's hash, if the stats are stored.
+    pub fn stored(&self) -> Option<ContentHash> {
+        match self {
+            TrackStats::Stored(h) => Some(*h),
+            TrackStats::Held(_) => None,
+        }
+    }
+}
+
+impl Serialize for TrackStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TrackStats::Held(stats) => stats.serialize(serializer),
+            TrackStats::Stored(hash) => hash.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TrackStats {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        match value {
+            Value::Map(_) => {
+                let stats: CellStats = value.deserialized().map_err(D::Error::custom)?;
+                stats
+                    .validate()
+                    .map_err(|e| D::Error::custom(format!("held cell stats: {e}")))?;
+                Ok(TrackStats::Held(stats))
+            }
+            Value::Tag(..) => Ok(TrackStats::Stored(
+                value.deserialized().map_err(D::Error::custom)?,
+            )),
+            _ => Err(D::Error::custom(
+                "stats is a cell-stats hash or a held {counts, runs} map",
+            )),
+        }
+    }
+}
 
 /// The state of one field's track in a Manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,11 +99,12 @@ pub struct TrackState {
     /// The vector compressor of a compressed embedding track.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compressor: Option<ContentHash>,
-    /// The `cell-stats` object counting this track's records and runs per
-    /// cell (embedding tracks; absent = not recorded, count the entries).
-    /// Writers that change the track without recomputing it drop it.
+    /// This track's records and runs per cell, held or as a `cell-stats`
+    /// object (embedding tracks; absent = not recorded, count the
+    /// entries). Writers that change the track without recomputing it
+    /// drop it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<ContentHash>,
+    pub stats: Option<TrackStats>,
     /// The largest anchor with an entry in this track (absent = not
     /// recorded, descend the anchor-order entries).
     #[serde(default, skip_serializing_if = "Option::is_none")]

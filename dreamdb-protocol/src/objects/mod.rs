@@ -73,7 +73,7 @@ pub use fragment::Fragment;
 pub use genesis::Genesis;
 pub use item_manifest::ItemManifest;
 pub use keys::{object_key, ref_key, tag_key};
-pub use manifest::{Manifest, TrackState};
+pub use manifest::{Manifest, TrackState, TrackStats, HELD_STATS_MAX_CELLS};
 pub use refs::RefObject;
 pub use scalar_bucket::{ScalarBucket, ScalarValues};
 pub use schema::{Compression, FieldSpec, IndexSpec, ScalarDtype, Schema, SchemaField};

@@ -135,6 +135,7 @@ impl<'a> Applier<'a> {
         changes: &[Change],
     ) -> Result<(TrackRoot, ApplyStats), TrackError> {
         root.validate()?;
+        self.reader = Reader::revisiting(self.store.clone()).for_root(root);
         let new_root = match root {
             TrackRoot::Inline { entries } => {
                 let (merged, changed) = merge_entries(entries, changes);
@@ -148,6 +149,7 @@ impl<'a> Applier<'a> {
                 page,
                 height,
                 count,
+                ..
             } => {
                 let expect = Expect::root(*height, *count)?;
                 if changes.is_empty() {
@@ -418,10 +420,14 @@ impl<'a> Applier<'a> {
                             nodes.push(Node::Kept(children[0]));
                             level -= 1;
                         }
-                        _ => return Ok(paged(c, level)),
+                        // An internal root is held in the Manifest.
+                        internal => return TrackRoot::embedded(internal),
                     }
                 }
                 Node::Kept(c) => return Ok(paged(c, level)),
+                Node::Fresh(internal @ IndexPage::Internal { .. }) => {
+                    return TrackRoot::embedded(internal);
+                }
                 fresh @ Node::Fresh(_) => {
                     let refs = self.write_nodes(vec![fresh]).await?;
                     let Some(c) = refs.first() else {
@@ -434,10 +440,7 @@ impl<'a> Applier<'a> {
     }
 }
 
+/// A root whose (leaf) root page is the stored page `c`.
 fn paged(c: ChildRef, level: u8) -> TrackRoot {
-    TrackRoot::Paged {
-        page: c.page,
-        height: level + 1,
-        count: c.count,
-    }
+    TrackRoot::stored(c.page, level + 1, c.count)
 }

@@ -88,13 +88,14 @@ impl Cursor {
                 page,
                 height,
                 count,
+                ..
             } => vec![Head::Sub {
                 hash: *page,
                 expect: Expect::root(*height, *count)?,
             }],
         };
         Ok(Cursor {
-            reader: Reader::new(store.clone()),
+            reader: Reader::new(store.clone()).for_root(root),
             stack,
         })
     }

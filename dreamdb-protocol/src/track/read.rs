@@ -36,9 +36,10 @@ pub(crate) async fn get(
             page,
             height,
             count,
+            ..
         } => (*page, *height, *count),
     };
-    let mut reader = Reader::new(store.clone());
+    let mut reader = Reader::new(store.clone()).for_root(root);
     let mut hash = page;
     let mut expect = Expect::root(height, count)?;
     loop {
@@ -88,7 +89,7 @@ pub struct TrackScan {
 impl TrackScan {
     pub(crate) fn new(store: &ObjectStore, root: &TrackRoot, range: KeyRange) -> Self {
         let mut scan = TrackScan {
-            reader: Reader::new(store.clone()),
+            reader: Reader::new(store.clone()).for_root(root),
             range,
             root: None,
             inline: None,
@@ -100,6 +101,7 @@ impl TrackScan {
                 page,
                 height,
                 count,
+                ..
             } => scan.root = Some((*page, *height, *count)),
         }
         scan

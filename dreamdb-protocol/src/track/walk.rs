@@ -19,6 +19,7 @@
 //! from a declared count.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use dreamdb_core::ContentHash;
 use futures::{StreamExt, TryStreamExt};
@@ -26,6 +27,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::error::{PageProblem, TrackError};
 use super::key::TrackKey;
 use super::page::{ChildRef, IndexPage, TrackEntry};
+use super::root::TrackRoot;
 use super::MAX_HEIGHT;
 use crate::store::ObjectStore;
 
@@ -88,6 +90,8 @@ pub(crate) struct Reader {
     store: ObjectStore,
     pub(crate) pages_read: u64,
     visited: Option<HashSet<ContentHash>>,
+    /// The root page the Manifest holds, under its name (never fetched).
+    held: Option<(ContentHash, Arc<IndexPage>)>,
 }
 
 impl Reader {
@@ -97,6 +101,29 @@ impl Reader {
             store,
             pages_read: 0,
             visited: Some(HashSet::new()),
+            held: None,
+        }
+    }
+
+    /// The same reader, serving `root`'s held root page (if it has one)
+    /// from the root instead of the store.
+    pub(crate) fn for_root(mut self, root: &TrackRoot) -> Self {
+        if let TrackRoot::Paged {
+            page,
+            top: Some(top),
+            ..
+        } = root
+        {
+            self.held = Some((*page, top.clone()));
+        }
+        self
+    }
+
+    /// The held root page if `hash` names it.
+    fn held(&self, hash: &ContentHash) -> Option<IndexPage> {
+        match &self.held {
+            Some((name, page)) if name == hash => Some((**page).clone()),
+            _ => None,
         }
     }
 
@@ -108,6 +135,7 @@ impl Reader {
             store,
             pages_read: 0,
             visited: None,
+            held: None,
         }
     }
 
@@ -118,6 +146,9 @@ impl Reader {
         expect: &Expect,
     ) -> Result<IndexPage, TrackError> {
         self.note(hash)?;
+        if let Some(page) = self.held(hash) {
+            return check_loaded(hash, page, expect);
+        }
         let bytes = self.store.get_bytes(hash).await?;
         check_page(hash, &bytes, expect)
     }
@@ -133,10 +164,15 @@ impl Reader {
             self.note(hash)?;
         }
         let store = self.store.clone();
+        let held = self.held.clone();
         futures::stream::iter(pages.to_vec())
             .map(move |(hash, expect)| {
                 let store = store.clone();
+                let held = held.clone();
                 async move {
+                    if let Some((name, page)) = held.filter(|(name, _)| *name == hash) {
+                        return check_loaded(&name, (*page).clone(), &expect);
+                    }
                     let bytes = store.get_bytes(&hash).await?;
                     check_page(&hash, &bytes, &expect)
                 }
@@ -182,8 +218,17 @@ impl Reader {
 
 /// Decodes page `hash` and checks it against what its parent said of it.
 fn check_page(hash: &ContentHash, bytes: &[u8], expect: &Expect) -> Result<IndexPage, TrackError> {
+    let page = IndexPage::decode(bytes).map_err(|problem| TrackError::corrupt(*hash, problem))?;
+    check_loaded(hash, page, expect)
+}
+
+/// Checks a decoded page `hash` against what its parent said of it.
+fn check_loaded(
+    hash: &ContentHash,
+    page: IndexPage,
+    expect: &Expect,
+) -> Result<IndexPage, TrackError> {
     let corrupt = |problem| TrackError::corrupt(*hash, problem);
-    let page = IndexPage::decode(bytes).map_err(corrupt)?;
     if page.level() != expect.level {
         return Err(corrupt(PageProblem::LevelMismatch {
             expected: expect.level,

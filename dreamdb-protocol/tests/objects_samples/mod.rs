@@ -82,6 +82,7 @@ pub fn manifest() -> Manifest {
                 page: h("page"),
                 height: 2,
                 count: 300,
+                top: None,
             },
             spatial_index: Some(h("si")),
             compressor: Some(h("vc")),
