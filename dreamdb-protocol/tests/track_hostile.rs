@@ -33,6 +33,17 @@ fn leaf(range: std::ops::Range<u64>) -> Vec<TrackEntry> {
     range.map(|i| anchor_entry(i * 10, i, 0)).collect()
 }
 
+/// Two stored leaves of three entries each: (entries, page) for each.
+async fn two_leaves(
+    store: &ObjectStore,
+) -> (Vec<TrackEntry>, ContentHash, Vec<TrackEntry>, ContentHash) {
+    let a = leaf(0..3);
+    let b = leaf(3..6);
+    let la = put_page(store, &IndexPage::Leaf { entries: a.clone() }).await;
+    let lb = put_page(store, &IndexPage::Leaf { entries: b.clone() }).await;
+    (a, la, b, lb)
+}
+
 fn child(first: &[TrackEntry], page: ContentHash) -> ChildRef {
     ChildRef {
         first_key: first[0].0,
@@ -223,10 +234,7 @@ async fn unsorted_keys_are_refused() {
 async fn declared_counts_that_disagree_are_refused() {
     let (store, _) = counting_store(1 << 20);
     let track = Track::new(store.clone());
-    let a = leaf(0..3);
-    let b = leaf(3..6);
-    let la = put_page(&store, &IndexPage::Leaf { entries: a.clone() }).await;
-    let lb = put_page(&store, &IndexPage::Leaf { entries: b.clone() }).await;
+    let (a, la, b, lb) = two_leaves(&store).await;
     // The root says 7, the leaf holds 3.
     let root = TrackRoot::stored(la, 1, 7);
     for e in every_read_fails(&track, &root).await {
@@ -277,10 +285,7 @@ async fn declared_counts_that_disagree_are_refused() {
 async fn key_ranges_must_nest() {
     let (store, _) = counting_store(1 << 20);
     let track = Track::new(store.clone());
-    let a = leaf(0..3);
-    let b = leaf(3..6);
-    let la = put_page(&store, &IndexPage::Leaf { entries: a.clone() }).await;
-    let lb = put_page(&store, &IndexPage::Leaf { entries: b.clone() }).await;
+    let (a, la, b, lb) = two_leaves(&store).await;
     // The parent records a first key the child does not start with.
     let mut wrong = child(&b, lb);
     wrong.first_key = anchor_entry(25, 99, 0).0;
@@ -374,10 +379,7 @@ async fn a_put_whose_value_does_not_fit_its_key_is_refused() {
 async fn a_held_root_page_is_checked_against_its_children() {
     let (store, _) = counting_store(1 << 20);
     let track = Track::new(store.clone());
-    let a = leaf(0..3);
-    let b = leaf(3..6);
-    let la = put_page(&store, &IndexPage::Leaf { entries: a.clone() }).await;
-    let lb = put_page(&store, &IndexPage::Leaf { entries: b.clone() }).await;
+    let (a, la, b, lb) = two_leaves(&store).await;
     // Well formed: every verb works and no root page is ever fetched.
     let good = TrackRoot::embedded(IndexPage::Internal {
         level: 1,

@@ -148,6 +148,7 @@ impl ReadColumn {
             FieldKind::Embedding { dim, .. } => {
                 let d = dim as usize;
                 let mut values = Vec::with_capacity(picks.len() * d);
+                super::huge_pages::advise_huge_pages(&mut values);
                 let mut valid = Vec::with_capacity(picks.len());
                 for pick in picks {
                     let row = pick.and_then(|(s, r)| match sources.get(s) {
@@ -211,6 +212,7 @@ impl ReadColumn {
                     };
                 }
                 let mut out = Vec::with_capacity(rows.len() * d);
+                super::huge_pages::advise_huge_pages(&mut out);
                 let mut ok = Vec::with_capacity(rows.len());
                 for &r in rows {
                     match values.get(r * d..(r + 1) * d) {

@@ -898,6 +898,7 @@ impl FieldReader {
     ) -> Result<ReadColumn, DatasetError> {
         let d = dim as usize;
         let mut values = Vec::with_capacity(positions.len() * d);
+        super::huge_pages::advise_huge_pages(&mut values);
         if positions.is_empty() {
             return Ok(ReadColumn::Embedding {
                 dim,

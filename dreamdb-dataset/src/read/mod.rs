@@ -32,6 +32,7 @@ mod compare;
 mod fetch;
 mod filter;
 mod get;
+mod huge_pages;
 mod iter;
 mod kept;
 mod query;
