@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release -p dreamdb-bench --bin qloop
-//! perf record -g target/release/qloop [--set NAME] [--nprobe N] [--refine R] [--secs S] [--iterate] [--standard] [--default-cache]
+//! perf record -g target/release/qloop [--set NAME] [--nprobe N] [--refine R] [--secs S] [--iterate] [--standard] [--default-cache] [--no-queries]
 //! ```
 //!
 //! Ingests one quick set (`debian-minilm-20k` by default) into a temporary
@@ -13,7 +13,8 @@
 //! and where a query's time goes (ref read + Snapshot, query) — the
 //! overhead of the storage path over the in-memory kernel. `--iterate`
 //! drains Arrow batches over the whole set instead of querying (prints
-//! MB/s and time per pass). `--standard` picks the set among the standard
+//! MB/s and time per pass); `--no-queries` skips the warming queries (an
+//! iteration then runs on a handle that never queried). `--standard` picks the set among the standard
 //! sizes (`--set debian-minilm`).
 
 use std::time::{Duration, Instant};
@@ -80,8 +81,12 @@ fn main() -> Result<(), BoxError> {
                 .nprobe(nprobe)
                 .refine_factor(refine)
         };
-        for i in 0..set.queries.rows {
-            ds.query(&request(i)).await?;
+        // `--no-queries`: iterate a handle that has not queried (the bench
+        // queries first; design/0005 compares the two).
+        if !args.iter().any(|a| a == "--no-queries") {
+            for i in 0..set.queries.rows {
+                ds.query(&request(i)).await?;
+            }
         }
         if args.iter().any(|a| a == "--iterate") {
             eprintln!("READY");
