@@ -283,7 +283,7 @@ def main() -> None:
     # ---- commit
     kmd = ["", "## Commit cost", "",
            "Bytes and objects written by one append (PUTs: the record's 2 segments — spatial bucket "
-           "and raw rows — then index pages, cell stats, Manifest and ref) as the dataset grows; "
+           "and raw rows — then index pages, Manifest and ref; the root page and cell stats up to 2,048 cells are held in the Manifest) as the dataset grows; "
            "the dataset grows by 1,000-row appends to 100K and 10,000-row appends beyond, so its "
            "track has many entries. Metadata objects = objects − the 2 segments.", "",
            "| records | append | bytes | objects | metadata objects | B-tree height | track entries | round trips | ms |",

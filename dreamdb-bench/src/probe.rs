@@ -51,7 +51,8 @@ pub struct Probe<C: Connector> {
     max_depth: AtomicU64,
     puts: Mutex<Vec<u64>>,
     /// Print every read with its depth (`DREAMDB_PROBE_TRACE=1`): which
-    /// calls make up the round trips.
+    /// calls make up the round trips. A whole-object read also prints the
+    /// object's first 64 bytes as text, where its `kind` can be read.
     trace: bool,
 }
 
@@ -131,7 +132,7 @@ impl<C: Connector> Connector for Probe<C> {
         let out = self.inner.get(key).await;
         self.end(depth);
         if let (true, Ok(found)) = (self.trace, &out) {
-            let head = &found.bytes[..found.bytes.len().min(64)];
+            let head = found.bytes.get(..64).unwrap_or(&found.bytes);
             eprintln!(
                 "probe:   {}",
                 String::from_utf8_lossy(head).replace(|c: char| c.is_control(), ".")
