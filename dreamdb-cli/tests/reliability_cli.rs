@@ -20,7 +20,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{code, json, run, run_env, stderr, stdout, DATASET};
 use dreamdb_dataset::dataset::{CreateOptions, OpenOptions};
@@ -216,6 +216,11 @@ async fn verify_exits_4_listing_every_damaged_segment() {
 /// Runs `dreamdb --backend url --dataset DATASET args…`, SIGKILLs it after
 /// `after_ms` and waits for it; whether it was still running at the kill.
 fn run_and_kill(url: &str, args: &[&str], after_ms: u64) -> bool {
+    run_and_kill_after(url, args, Duration::from_millis(after_ms))
+}
+
+/// [`run_and_kill`] with the delay as a `Duration`.
+fn run_and_kill_after(url: &str, args: &[&str], after: Duration) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dreamdb"))
         .env_remove("DREAMDB_BACKEND")
         .env_remove("DREAMDB_DATASET")
@@ -225,7 +230,7 @@ fn run_and_kill(url: &str, args: &[&str], after_ms: u64) -> bool {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(after_ms));
+    std::thread::sleep(after);
     let running = child.try_wait().unwrap().is_none();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -348,16 +353,26 @@ async fn sigkill_during_cli_ada_ivf_step() {
     ];
     let mut changed_total = 0u64;
     let mut landed = 0;
+    // A step on this small dataset takes milliseconds, so fixed delays
+    // mostly struck after it had ended: after the first round, each kill
+    // falls at a random 5–95 % of the last completed step's duration.
+    let mut last: Option<Duration> = None;
     for k in 0..kills {
         let next = acks.len() as u64;
         acks.extend(append(&ds, next, next + 3).await);
-        if run_and_kill(&url, &step, rng.range(2, 80)) {
+        let at = match last {
+            Some(d) => d.mul_f64(rng.range(5, 95) as f64 / 100.0),
+            None => Duration::from_millis(rng.range(2, 80)),
+        };
+        if run_and_kill_after(&url, &step, at) {
             landed += 1;
         }
         whole_after_kill(&url, &acks, k).await;
         let after_kill = json(&url, &["verify"], 0);
         assert_eq!(after_kill["clean"], true, "kill {k}");
+        let started = Instant::now();
         let report = json(&url, &step, 0);
+        last = Some(started.elapsed());
         changed_total += report["cells_rewritten"].as_u64().unwrap_or_else(|| {
             panic!("kill {k}: no cells_rewritten in the step's report: {report}")
         });
