@@ -201,6 +201,7 @@ async fn merges_and_conflicts() {
                 count,
                 table_offset: 0,
                 table_len: 8,
+                storage: None,
             },
         );
         let mut fields = std::collections::BTreeMap::new();

@@ -133,6 +133,7 @@ async fn append(
                 count: 1,
                 table_offset: 0,
                 table_len: 8,
+                storage: None,
             },
         ));
         emb.push(Change::Put(

@@ -101,6 +101,7 @@ async fn build() -> World {
                     count: 1,
                     table_offset: 0,
                     table_len: 8,
+                    storage: None,
                 },
             ));
         }

@@ -261,6 +261,7 @@ fn entry(i: u64) -> (TrackKey, TrackValue) {
             count: 1,
             table_offset: 0,
             table_len: 8,
+            storage: None,
         },
     )
 }

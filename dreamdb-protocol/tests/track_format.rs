@@ -80,6 +80,7 @@ fn encoded_sizes_match() {
             count: 0,
             table_offset: 0,
             table_len: 0,
+            storage: None,
         },
     )];
     assert_eq!(inline_len(&tiny), 1 + 97);
@@ -288,6 +289,42 @@ fn leaf_with_raw_rows_round_trips() {
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         ContentHash::of(&bytes).to_hex(),
         TrackKey::cell_run(4, &segment)
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+}
+
+/// A leaf holding an anchor run that names its bucket's vector storage
+/// (`r`, a tagged hash); prints the vector fields with `--nocapture` (the
+/// committed `leaf-page-anchor-storage` vector in
+/// dreamdb-conformance/vectors/track.json is these bytes).
+#[test]
+fn leaf_with_anchor_storage_round_trips() {
+    let segment = seg(9);
+    let storage = ContentHash::of(b"storage");
+    let value = TrackValue::AnchorRun {
+        segment,
+        last_anchor: 1_700,
+        count: 3,
+        table_offset: 100,
+        table_len: 24,
+        storage: Some(storage),
+    };
+    let page = IndexPage::Leaf {
+        entries: vec![(TrackKey::anchor_run(1_000, &segment), value)],
+    };
+    let bytes = page.encode();
+    let decoded = IndexPage::decode(&bytes).unwrap();
+    assert_eq!(decoded, page);
+    let found = links(&cbor::decode_value(&bytes).unwrap());
+    assert_eq!(found, vec![storage, segment]);
+    println!(
+        "bytes={} hash={} key={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ContentHash::of(&bytes).to_hex(),
+        TrackKey::anchor_run(1_000, &segment)
             .as_bytes()
             .iter()
             .map(|b| format!("{b:02x}"))

@@ -163,6 +163,7 @@ pub async fn append_counted(
                 count,
                 table_offset: 0,
                 table_len: 8 * u64::from(count),
+                storage: None,
             },
         ));
     }

@@ -66,6 +66,7 @@ fn entry(label: &str, count: &Json) -> Result<(TrackKey, TrackValue), String> {
                 count,
                 table_offset: 0,
                 table_len: 8,
+                storage: None,
             },
         )),
         "c" => {

@@ -400,6 +400,7 @@ impl Dataset {
                         count: anchors.len() as u32,
                         table_offset: table.offset,
                         table_len: table.len,
+                        storage: None,
                     },
                 ));
                 objects.push(Bytes::from(b));

@@ -82,6 +82,9 @@ struct WireEntry {
     h: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     r: Option<(String, u64, u64, String)>,
+    /// An anchor run's vector storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +139,7 @@ fn wire(entry: &Entry) -> WireEntry {
             count,
             table_offset,
             table_len,
+            storage,
         } => WireEntry {
             k: hex(key.as_bytes()),
             s: segment.to_hex(),
@@ -143,6 +147,7 @@ fn wire(entry: &Entry) -> WireEntry {
             x: [last_anchor, table_offset, table_len],
             h: None,
             r: None,
+            v: storage.map(|s| s.to_hex()),
         },
         TrackValue::CellRun {
             segment,
@@ -159,6 +164,7 @@ fn wire(entry: &Entry) -> WireEntry {
             h: Some(run_hash.to_hex()),
             r: compat::raw_rows_of(value)
                 .map(|r| (r.storage.to_hex(), r.offset, r.len, r.hash.to_hex())),
+            v: None,
         },
     }
 }
@@ -174,6 +180,7 @@ fn unwire(w: &WireEntry) -> Result<Entry, DatasetError> {
             count: w.n,
             table_offset: w.x[1],
             table_len: w.x[2],
+            storage: w.v.as_deref().map(hash_of).transpose()?,
         }
     } else {
         let run_hash = hash_of(

@@ -298,6 +298,7 @@ pub(crate) fn write_bucket(
                 count: sorted.len() as u32,
                 table_offset: table.offset,
                 table_len: table.len,
+                storage: storage.as_ref().map(|(_, hash)| *hash),
             },
         ));
     }

@@ -31,7 +31,9 @@ use bytes::Bytes;
 use dreamdb_connector::ByteRange;
 use dreamdb_core::time::TimeRange;
 use dreamdb_core::ContentHash;
-use dreamdb_protocol::objects::{ObjectKind, ScalarBucket, ScalarDtype, ScalarValues};
+use dreamdb_protocol::objects::{
+    ObjectKind, ScalarBucket, ScalarDtype, ScalarValues, VectorStorage,
+};
 use dreamdb_protocol::spatial::rabitq::FACTORS;
 use dreamdb_protocol::store::{IntegrityReason, StoreError};
 use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue};
@@ -95,6 +97,8 @@ pub(crate) struct RunRef {
     /// The anchor table's byte range in the segment.
     pub(crate) table_offset: u64,
     pub(crate) table_len: u64,
+    /// The bucket's vector storage, when the entry names it.
+    pub(crate) storage: Option<ContentHash>,
 }
 
 impl RunRef {
@@ -136,6 +140,7 @@ pub(crate) async fn anchor_runs(
                 count,
                 table_offset,
                 table_len,
+                storage,
             },
         ) = (key.first_anchor(), value)
         else {
@@ -150,6 +155,7 @@ pub(crate) async fn anchor_runs(
             segment,
             table_offset,
             table_len,
+            storage,
         });
     }
     Ok(out)
@@ -338,7 +344,8 @@ struct RawGeom {
     /// `(first record, count, offset, len, hash)`, sorted by first record.
     /// The hash is absent for a run whose cell-order entry moved to another
     /// bucket (an Ada-IVF step; `compact` rewrites them): its rows are read
-    /// unchecked at the offset the other runs imply.
+    /// from the whole storage object, checked against the object's hash
+    /// (offsets are then unused).
     runs: Vec<(u64, u64, u64, u64, Option<ContentHash>)>,
 }
 
@@ -865,7 +872,19 @@ impl FieldReader {
                 }
                 found.push((first, count, Some(raw.hash)));
             }
-            if let (Some(storage), Some(Some(base))) = (storage, base) {
+            if let (Some(named), Some(found)) = (run.storage, storage) {
+                if named != found {
+                    return Err(integrity(format!(
+                        "spatial bucket {}: its anchor run names vector storage {named}, its cell runs {found}",
+                        run.segment
+                    )));
+                }
+            }
+            // Every cell run of the bucket may have moved (Ada-IVF): the
+            // anchor run still names the storage; its rows are then read
+            // whole and checked against the storage's own hash.
+            let base = base.flatten().unwrap_or(0);
+            if let Some(storage) = storage.or(run.storage) {
                 let mut raw_runs: Vec<_> = found
                     .into_iter()
                     .map(|(first, count, hash)| {
@@ -886,6 +905,47 @@ impl FieldReader {
             VECTOR_SOURCES.get_or_insert(key, || source.clone());
         }
         Ok(source)
+    }
+
+    /// Rows `positions` of `run`'s bucket read from its whole vector
+    /// storage, verified by the storage's content hash: for runs whose
+    /// cell-order entry moved to another bucket (no range hash recorded).
+    async fn rows_of_whole_storage(
+        &self,
+        run: &RunRef,
+        raw: &RawGeom,
+        positions: &[usize],
+        dim: u32,
+        mut values: Vec<f32>,
+    ) -> Result<ReadColumn, DatasetError> {
+        let bytes = self.snapshot.store().get_bytes(&raw.storage).await?;
+        self.counter.add(bytes.len());
+        let storage = VectorStorage::decode(&raw.storage, &bytes)?;
+        if storage.bucket != run.segment || storage.dim != dim {
+            return Err(integrity(format!(
+                "vector storage {} belongs to bucket {} (dim {}), not {} (dim {dim})",
+                raw.storage, storage.bucket, storage.dim, run.segment
+            )));
+        }
+        let row = 4 * dim as usize;
+        for &p in positions {
+            let bytes = p
+                .checked_mul(row)
+                .and_then(|at| storage.vectors.get(at..at + row))
+                .ok_or_else(|| {
+                    integrity(format!(
+                        "vector storage {}: no row {p} ({} rows)",
+                        raw.storage,
+                        storage.count()
+                    ))
+                })?;
+            le_f32s(bytes, &mut values);
+        }
+        Ok(ReadColumn::Embedding {
+            dim,
+            values: values.into(),
+            valid: vec![true; positions.len()],
+        })
     }
 
     async fn embedding_values(
@@ -930,6 +990,11 @@ impl FieldReader {
                 }
             }
             let needed: Vec<usize> = (0..raw.runs.len()).filter(|&i| is_needed[i]).collect();
+            if needed.iter().any(|&i| raw.runs[i].4.is_none()) {
+                return self
+                    .rows_of_whole_storage(run, raw, positions, dim, values)
+                    .await;
+            }
             // One append's runs lie side by side in its vector storage:
             // neighbours are read as one range (one request, not one per
             // cell), and each run is then checked against its own hash.

@@ -197,7 +197,14 @@ pub(crate) fn spatial_objects(
     ))
 }
 
-fn anchor_run(segment: ContentHash, anchors: &[u64], table: (u64, u64)) -> Change {
+/// The anchor-order entry of `segment`; `storage` names a spatial
+/// bucket's vector storage (spec/0007 T2).
+fn anchor_run(
+    segment: ContentHash,
+    anchors: &[u64],
+    table: (u64, u64),
+    storage: Option<ContentHash>,
+) -> Change {
     let first = anchors.iter().copied().min().unwrap_or(0);
     let last = anchors.iter().copied().max().unwrap_or(0);
     Change::Put(
@@ -208,6 +215,7 @@ fn anchor_run(segment: ContentHash, anchors: &[u64], table: (u64, u64)) -> Chang
             count: anchors.len() as u32,
             table_offset: table.0,
             table_len: table.1,
+            storage,
         },
     )
 }
@@ -294,6 +302,7 @@ pub(crate) fn plan_embedding(
         bucket_hash,
         &sorted_anchors,
         (table.offset, table.len),
+        storage.as_ref().map(|(_, e)| e.hash),
     )];
     let total_cells = cell_count(index)?;
     let mut delta = StatsData::empty(total_cells);
@@ -360,7 +369,12 @@ pub(crate) fn plan_blob(
     let sorted: Vec<u64> = order.iter().map(|&i| anchors[i]).collect();
     Ok(FieldPlan {
         field: field.to_owned(),
-        changes: vec![anchor_run(encoded.hash, &sorted, (table.offset, table.len))],
+        changes: vec![anchor_run(
+            encoded.hash,
+            &sorted,
+            (table.offset, table.len),
+            None,
+        )],
         objects: vec![encoded],
         spatial_index: None,
         compressor: None,
@@ -453,7 +467,12 @@ pub(crate) fn plan_scalar(
     let table = bucket.anchors_range()?;
     Ok(FieldPlan {
         field: field.to_owned(),
-        changes: vec![anchor_run(encoded.hash, &sorted, (table.offset, table.len))],
+        changes: vec![anchor_run(
+            encoded.hash,
+            &sorted,
+            (table.offset, table.len),
+            None,
+        )],
         objects: vec![encoded],
         spatial_index: None,
         compressor: None,

@@ -7,7 +7,7 @@
 //!
 //! | variant      | keys                                    |
 //! |--------------|-----------------------------------------|
-//! | `AnchorRun`  | `a` last anchor, `l` table length, `n` record count, `o` table offset, `s` segment |
+//! | `AnchorRun`  | `a` last anchor, `l` table length, `n` record count, `o` table offset, [`r` vector storage,] `s` segment |
 //! | `CellRun`    | `h` run hash, `l` run length, `n` record count, `o` run offset, [`r` raw rows,] `s` segment |
 //!
 //! The run hash `h` is the compact hash form as a *plain* byte string: it
@@ -22,6 +22,12 @@
 //! `vector-storage` object (a tagged hash too, so the raw rows stay
 //! reachable for `gc`) and the BLAKE3 hash of those bytes (plain bytes, like
 //! the run hash), so a ranged read of raw rows is verified too.
+//!
+//! On an anchor run, `r` is the tagged hash of the bucket's whole
+//! `vector-storage` object (when the field keeps raw vectors). It keeps the
+//! exact rows reachable and findable for iteration after every cell run of
+//! the bucket moved to other buckets (an Ada-IVF step), when no cell-run
+//! value names the storage any more.
 
 use ciborium::value::Value;
 use dreamdb_core::ContentHash;
@@ -119,6 +125,9 @@ pub enum TrackValue {
         table_offset: u64,
         /// Byte length of the anchor table.
         table_len: u64,
+        /// The bucket's `vector-storage` object, when the field keeps raw
+        /// vectors (its rows are in the bucket's record order).
+        storage: Option<ContentHash>,
     },
     /// A cell-order run: one cell's records inside a segment.
     CellRun {
@@ -176,6 +185,14 @@ impl TrackValue {
         }
     }
 
+    /// The vector storage an anchor-order value names, if any.
+    pub fn anchor_storage(&self) -> Option<ContentHash> {
+        match self {
+            TrackValue::AnchorRun { storage, .. } => *storage,
+            TrackValue::CellRun { .. } => None,
+        }
+    }
+
     /// The raw rows' location of a cell-order value, if it records one.
     pub fn raw_rows(&self) -> Option<RawRows> {
         match self {
@@ -186,7 +203,14 @@ impl TrackValue {
 
     /// Appends the canonical encoding.
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
-        let with_raw = matches!(self, TrackValue::CellRun { raw: Some(_), .. });
+        let with_raw = matches!(
+            self,
+            TrackValue::CellRun { raw: Some(_), .. }
+                | TrackValue::AnchorRun {
+                    storage: Some(_),
+                    ..
+                }
+        );
         enc::map(out, if with_raw { 6 } else { 5 });
         match self {
             TrackValue::AnchorRun {
@@ -195,6 +219,7 @@ impl TrackValue {
                 count,
                 table_offset,
                 table_len,
+                storage,
             } => {
                 enc::text(out, "a");
                 enc::uint(out, *last_anchor);
@@ -204,6 +229,10 @@ impl TrackValue {
                 enc::uint(out, u64::from(*count));
                 enc::text(out, "o");
                 enc::uint(out, *table_offset);
+                if let Some(storage) = storage {
+                    enc::text(out, "r");
+                    enc::hash(out, storage);
+                }
                 enc::text(out, "s");
                 enc::hash(out, segment);
             }
@@ -243,6 +272,7 @@ impl TrackValue {
                 count,
                 table_offset,
                 table_len,
+                storage,
                 ..
             } => {
                 fixed
@@ -250,6 +280,7 @@ impl TrackValue {
                     + enc::head_len(u64::from(*count))
                     + enc::head_len(*table_offset)
                     + enc::head_len(*table_len)
+                    + storage.map_or(0, |_| 2 + enc::HASH_LEN)
             }
             TrackValue::CellRun {
                 offset,
@@ -278,13 +309,20 @@ impl TrackValue {
                 count,
                 table_offset,
                 table_len,
-            } => Value::Map(vec![
-                (t("a"), enc::uint_value(*last_anchor)),
-                (t("l"), enc::uint_value(*table_len)),
-                (t("n"), enc::uint_value(u64::from(*count))),
-                (t("o"), enc::uint_value(*table_offset)),
-                (t("s"), enc::hash_value(segment)),
-            ]),
+                storage,
+            } => {
+                let mut entries = vec![
+                    (t("a"), enc::uint_value(*last_anchor)),
+                    (t("l"), enc::uint_value(*table_len)),
+                    (t("n"), enc::uint_value(u64::from(*count))),
+                    (t("o"), enc::uint_value(*table_offset)),
+                ];
+                if let Some(storage) = storage {
+                    entries.push((t("r"), enc::hash_value(storage)));
+                }
+                entries.push((t("s"), enc::hash_value(segment)));
+                Value::Map(entries)
+            }
             TrackValue::CellRun {
                 segment,
                 offset,
@@ -335,15 +373,19 @@ impl TrackValue {
         let len = enc::read_uint(need(l, "l")?)?;
         let offset = enc::read_uint(need(o, "o")?)?;
         match (a, h) {
-            (Some(_), None) if r.is_some() => {
-                Err("an anchor-run value has no raw rows (\"r\")".to_owned())
-            }
             (Some(a), None) => Ok(TrackValue::AnchorRun {
                 segment,
                 last_anchor: enc::read_uint(a)?,
                 count,
                 table_offset: offset,
                 table_len: len,
+                storage: r
+                    .map(|r| {
+                        enc::read_hash(r).map_err(|e| {
+                            format!("an anchor run's \"r\" must be a vector-storage hash: {e}")
+                        })
+                    })
+                    .transpose()?,
             }),
             (None, Some(h)) => Ok(TrackValue::CellRun {
                 segment,
@@ -461,6 +503,37 @@ mod tests {
     }
 
     #[test]
+    fn an_anchor_run_names_its_vector_storage_as_a_link() {
+        let storage = ContentHash::of(b"storage");
+        let value = TrackValue::AnchorRun {
+            segment: ContentHash::of(b"bucket"),
+            last_anchor: 1 << 40,
+            count: 1_000,
+            table_offset: 70_000,
+            table_len: 8_000,
+            storage: Some(storage),
+        };
+        let mut out = Vec::new();
+        value.encode_into(&mut out);
+        assert_eq!(out.len(), value.encoded_len());
+        let tree = dreamdb_core::cbor::decode_value(&out).unwrap();
+        assert_eq!(dreamdb_core::cbor::encode_value(&tree).unwrap(), out);
+        assert_eq!(tree, value.to_value());
+        assert_eq!(TrackValue::from_value(&tree).unwrap(), value);
+        assert_eq!(value.anchor_storage(), Some(storage));
+        // Reachable for gc through the generic link walk.
+        assert!(crate::store::links(&tree).contains(&storage));
+        // A plain byte string is not a link: refused.
+        let mut plain = value.to_value();
+        if let Value::Map(entries) = &mut plain {
+            entries[4].1 = Value::Bytes(storage.to_compact().to_vec());
+        }
+        assert!(TrackValue::from_value(&plain)
+            .unwrap_err()
+            .contains("vector-storage hash"));
+    }
+
+    #[test]
     fn raw_rows_are_refused_on_anchor_runs_and_checked() {
         let anchor = TrackValue::AnchorRun {
             segment: ContentHash::of(b"s"),
@@ -468,6 +541,7 @@ mod tests {
             count: 1,
             table_offset: 1,
             table_len: 8,
+            storage: None,
         };
         let mut tree = anchor.to_value();
         if let Value::Map(entries) = &mut tree {

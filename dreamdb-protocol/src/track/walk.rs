@@ -274,6 +274,7 @@ mod tests {
             count: 2,
             table_offset: 0,
             table_len: 16,
+            storage: None,
         };
         let page = IndexPage::Leaf {
             entries: vec![(key, value)],

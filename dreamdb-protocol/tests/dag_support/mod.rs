@@ -203,6 +203,7 @@ pub fn anchor_entry(anchor: u64, segment: ContentHash, count: u32) -> (TrackKey,
             count,
             table_offset: 0,
             table_len: 8 * u64::from(count),
+            storage: None,
         },
     )
 }

@@ -102,6 +102,7 @@ pub fn manifest() -> Manifest {
                         count: 3,
                         table_offset: 40,
                         table_len: 24,
+                        storage: None,
                     },
                 )],
             },

@@ -168,6 +168,7 @@ fn anchor_value(anchor: u64, segment: ContentHash, e: u64) -> TrackValue {
         count: 1,
         table_offset: e * 8,
         table_len: 8,
+        storage: None,
     }
 }
 

@@ -26,6 +26,7 @@ pub fn anchor_entry(first: u64, s: u64, salt: u64) -> (TrackKey, TrackValue) {
             count: 1000 + (salt % 7) as u32,
             table_offset: 64 + salt,
             table_len: 8000,
+            storage: None,
         },
     )
 }
