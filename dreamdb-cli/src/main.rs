@@ -27,11 +27,15 @@ mod exit;
 mod import_read;
 mod out;
 
+// mimalloc, tuned at start (dreamdb_dataset::allocator says why).
+dreamdb_dataset::install_allocator!();
+
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    dreamdb_dataset::allocator::tune();
     let cli = cli::Cli::parse();
     let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -20,6 +20,9 @@ mod errors;
 pub mod runtime;
 pub mod schema;
 
+// mimalloc, tuned at start (dreamdb_dataset::allocator says why).
+dreamdb_dataset::install_allocator!();
+
 use pyo3::prelude::*;
 
 /// Whether this process is still using the runtime its parent built
@@ -36,6 +39,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    dreamdb_dataset::allocator::tune();
     m.add("__version__", VERSION)?;
     m.add_class::<schema::PySchema>()?;
     m.add_class::<dataset::PyDataset>()?;

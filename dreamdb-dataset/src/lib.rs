@@ -9,6 +9,8 @@
 //! bounded memory fetching only the fields asked for, and no LIST on any
 //! of these paths. The SDK never schedules maintenance; it returns signals.
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod batch;
 pub mod dataset;
 mod error;

@@ -17,6 +17,9 @@
 //! iteration then runs on a handle that never queried). `--standard` picks the set among the standard
 //! sizes (`--set debian-minilm`).
 
+// mimalloc, tuned at start (dreamdb_dataset::allocator says why).
+dreamdb_dataset::install_allocator!();
+
 use std::time::{Duration, Instant};
 
 use dreamdb_bench::sets::{bench_sets, Mode};
@@ -36,6 +39,7 @@ fn value_of(args: &[String], flag: &str) -> Option<String> {
 }
 
 fn main() -> Result<(), BoxError> {
+    dreamdb_dataset::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let set_name = value_of(&args, "--set").unwrap_or_else(|| "debian-minilm-20k".to_owned());
     let nprobe: usize = value_of(&args, "--nprobe").map_or(Ok(11), |v| v.parse())?;

@@ -19,6 +19,9 @@
 //! (a 1-thread rayon pool), so QPS is comparable with single-threaded
 //! peers. Numbers are measurements for the report, never assertions.
 
+// mimalloc, tuned at start (dreamdb_dataset::allocator says why).
+dreamdb_dataset::install_allocator!();
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -196,6 +199,7 @@ fn cases(quick: bool) -> Result<Vec<Case>, BoxError> {
 }
 
 fn main() -> Result<(), BoxError> {
+    dreamdb_dataset::allocator::tune();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let out_dir = args

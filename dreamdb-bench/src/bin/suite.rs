@@ -16,6 +16,9 @@
 //! `DREAMDB_TEST_S3_URL` is set (`scripts/s3-server env`).
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
+// mimalloc, tuned at start (dreamdb_dataset::allocator says why).
+dreamdb_dataset::install_allocator!();
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -82,6 +85,7 @@ fn s3_clean() -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    dreamdb_dataset::allocator::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("s3-clean") {
         return s3_clean();
