@@ -17,6 +17,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::lanes::{fast_sum, fast_sums_rows, ordered_sum, LaneOp};
+
+thread_local! {
+    /// [`CentroidSet::argmin_range`]'s scores buffer, per thread.
+    static SCORES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
 use super::SpatialError;
 
 /// How closeness is measured. Every distance is "smaller is closer".
@@ -380,15 +385,33 @@ impl CentroidSet {
         if end - start == 1 {
             return Some(start);
         }
-        let mut scores: Vec<f32> = Vec::with_capacity(end - start);
+        // One scores buffer per thread, reused row after row: assignment
+        // calls this once per row, and a fresh buffer per call was
+        // allocator traffic (and, with freed pages purged, page faults).
+        SCORES.with(|cell| {
+            let mut scores = cell.take();
+            let found = self.argmin_scored(q, q_norm, start, end, &mut scores);
+            cell.set(scores);
+            found
+        })
+    }
+
+    fn argmin_scored(
+        &self,
+        q: &[f32],
+        q_norm: f64,
+        start: usize,
+        end: usize,
+        scores: &mut Vec<f32>,
+    ) -> Option<usize> {
         let rows = self
             .data
             .get(start * self.dim..end * self.dim)
             .unwrap_or(&[]);
         match self.metric {
-            Metric::L2 => fast_sums_rows(q, rows, LaneOp::L2, &mut scores),
+            Metric::L2 => fast_sums_rows(q, rows, LaneOp::L2, scores),
             Metric::Cosine | Metric::InnerProduct => {
-                fast_sums_rows(q, rows, LaneOp::Dot, &mut scores);
+                fast_sums_rows(q, rows, LaneOp::Dot, scores);
                 scores.iter_mut().for_each(|s| *s = -*s);
             }
         }
