@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{code, json, run, run_env, stderr, stdout, DATASET};
 use dreamdb_dataset::dataset::{CreateOptions, OpenOptions};
 use dreamdb_dataset::Dataset;
-use support::{batch, check_batches, schema, Ack, Rng};
+use support::{check_batches, schema, Ack, Rng};
 
 const ROWS: usize = 24;
 const BLOB: usize = 300;
@@ -47,16 +47,7 @@ async fn dataset(url: &str, n: u64) -> Vec<Ack> {
 }
 
 async fn append(ds: &Dataset, from: u64, to: u64) -> Vec<Ack> {
-    let mut acks = Vec::new();
-    for i in from..to {
-        let r = ds.append_many(batch(1, i, ROWS, BLOB)).await.unwrap();
-        acks.push(Ack {
-            w: 1,
-            i,
-            first: r.anchors[0],
-        });
-    }
-    acks
+    support::append_batches(ds, 1, (from, to), ROWS, BLOB).await
 }
 
 // ----- credentials -----

@@ -20,7 +20,9 @@ TUTORIAL = REPO / "docs" / "tutorial.md"
 
 
 def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # Temporary files (the tutorial's `mkdtemp`) go under the test's own
+    # directory, which pytest removes, not into the machine's /tmp.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(cwd))
     proc = subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

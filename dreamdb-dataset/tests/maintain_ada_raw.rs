@@ -20,16 +20,7 @@ const ROWS: usize = 24;
 const BLOB: usize = 300;
 
 async fn append(ds: &Dataset, from: u64, to: u64) -> Vec<Ack> {
-    let mut acks = Vec::new();
-    for i in from..to {
-        let r = ds.append_many(batch(1, i, ROWS, BLOB)).await.unwrap();
-        acks.push(Ack {
-            w: 1,
-            i,
-            first: r.anchors[0],
-        });
-    }
-    acks
+    append_batches(ds, 1, (from, to), ROWS, BLOB).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -394,3 +394,66 @@ async fn batch_columns_are_typed() {
     assert!(matches!(batch.column("image"), Some(ReadColumn::Blob(_))));
     assert!(matches!(batch.column("n"), Some(ReadColumn::Scalar(_))));
 }
+
+/// A field whose raw rows take at most a quarter of the session cache is
+/// iterated once from storage: a second pass (the next epoch) reads none
+/// of its raw rows again and yields the same exact records. With a cache
+/// too small for that, every pass reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_field_iterated_again_reads_its_raw_rows_once() {
+    let backend = Backend::new();
+    let (_, anchors, vectors) = mixed(
+        &backend,
+        "again",
+        EmbeddingField::new(DIM as u32)
+            .ivf(4)
+            .rabitq(1)
+            .rerank(true),
+        2,
+        100,
+        16,
+    )
+    .await;
+    let raw = (anchors.len() * DIM * 4) as u64;
+    for (cache_bytes, kept) in [(None, true), (Some(3 * raw), false)] {
+        let ds = Dataset::open_on(
+            backend.connector(),
+            URL,
+            "again",
+            OpenOptions {
+                cache_bytes,
+                ..OpenOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut read = Vec::new();
+        for _ in 0..2 {
+            backend.reset();
+            let records = ds
+                .iter(IterOptions::default().fields(&["emb"]))
+                .await
+                .unwrap();
+            read.push(backend.counts().total_bytes_read());
+            assert_eq!(records.len(), anchors.len());
+            for (i, r) in records.iter().enumerate() {
+                assert_eq!(r.anchor, anchors[i]);
+                assert_eq!(
+                    r.fields["emb"],
+                    Value::Embedding(vectors[i * DIM..(i + 1) * DIM].to_vec()),
+                    "row {i}"
+                );
+            }
+        }
+        if kept {
+            assert!(
+                read[0] >= read[1] + raw,
+                "second pass read {} of {} bytes; raw rows are {raw}",
+                read[1],
+                read[0]
+            );
+        } else {
+            assert!(read[1] >= raw, "a small cache kept the raw rows: {read:?}");
+        }
+    }
+}

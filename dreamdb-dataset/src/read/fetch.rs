@@ -35,7 +35,6 @@ use dreamdb_protocol::objects::{
     ObjectKind, ScalarBucket, ScalarDtype, ScalarValues, VectorStorage,
 };
 use dreamdb_protocol::spatial::rabitq::FACTORS;
-use dreamdb_protocol::store::{IntegrityReason, StoreError};
 use dreamdb_protocol::track::{KeyRange, Track, TrackRoot, TrackValue};
 use futures::{StreamExt, TryStreamExt};
 
@@ -384,6 +383,10 @@ pub(crate) struct FieldReader {
     sources: Mutex<HashMap<ContentHash, VectorSource>>,
     spatial: tokio::sync::OnceCell<Arc<LoadedSpatial>>,
     last_scalar: Mutex<Option<(ContentHash, Arc<ScalarBucket>)>>,
+    /// Whether verified raw-row runs are kept in the session cache (an
+    /// iteration of a field small beside the cache: later passes skip the
+    /// read and the hash).
+    keep_reads: bool,
 }
 
 /// One wanted byte range, for position `idx` of the request.
@@ -464,7 +467,15 @@ impl FieldReader {
             sources: Mutex::new(HashMap::new()),
             spatial: tokio::sync::OnceCell::new(),
             last_scalar: Mutex::new(None),
+            keep_reads: false,
         }
+    }
+
+    /// This reader keeping the raw-row runs it verifies in the session
+    /// cache when `keep`.
+    pub(crate) fn keeping_reads(mut self, keep: bool) -> FieldReader {
+        self.keep_reads = keep;
+        self
     }
 
     /// The field's spatial index and compressor (loaded once, cached).
@@ -995,38 +1006,50 @@ impl FieldReader {
                     .rows_of_whole_storage(run, raw, positions, dim, values)
                     .await;
             }
+            let store = self.snapshot.store();
+            let range_of = |i: usize| {
+                let (_, _, offset, len, _) = raw.runs[i];
+                ByteRange::new(offset, offset + len)
+            };
+            // Runs this session already verified and kept (a small field
+            // iterated again): no read and no hash.
+            let mut fetched: Vec<(usize, Bytes)> = Vec::with_capacity(needed.len());
+            let mut missing: Vec<usize> = Vec::with_capacity(needed.len());
+            for &i in &needed {
+                let kept = match (self.keep_reads, raw.runs[i].4) {
+                    (true, Some(hash)) => store.cached_range(&raw.storage, range_of(i), hash),
+                    _ => None,
+                };
+                match kept {
+                    Some(bytes) => fetched.push((i, bytes)),
+                    None => missing.push(i),
+                }
+            }
             // One append's runs lie side by side in its vector storage:
             // neighbours are read as one range (one request, not one per
             // cell), and each run is then checked against its own hash.
-            let wants = needed
+            let wants = missing
                 .iter()
                 .enumerate()
                 .map(|(idx, &i)| {
-                    let (_, _, offset, len, _) = raw.runs[i];
+                    let range = range_of(i);
                     Want {
                         idx,
-                        start: offset,
-                        end: offset + len,
+                        start: range.start,
+                        end: range.end,
                     }
                 })
                 .collect();
             let slices = read_coalesced(&self.snapshot, &self.counter, &raw.storage, wants).await?;
-            let mut fetched: Vec<(usize, Bytes)> = Vec::with_capacity(needed.len());
-            for (&i, bytes) in needed.iter().zip(slices) {
-                let (_, _, offset, len, hash) = raw.runs[i];
-                if let Some(expected) = hash {
-                    let actual = ContentHash::of(&bytes);
-                    if actual != expected {
-                        return Err(StoreError::Integrity {
-                            hash: raw.storage,
-                            reason: IntegrityReason::RangeHashMismatch {
-                                range: ByteRange::new(offset, offset + len),
-                                expected,
-                                actual,
-                            },
-                        }
-                        .into());
-                    }
+            for (&i, bytes) in missing.iter().zip(slices) {
+                if let Some(expected) = raw.runs[i].4 {
+                    store.check_range(
+                        &raw.storage,
+                        range_of(i),
+                        expected,
+                        &bytes,
+                        self.keep_reads,
+                    )?;
                 }
                 fetched.push((i, bytes));
             }

@@ -22,7 +22,7 @@
 //! not yielded.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dreamdb_core::random::DeterministicStream;
@@ -196,6 +196,18 @@ struct IterCtx {
     with_values: bool,
     range: Option<TimeRange>,
     monitor: IterMonitor,
+    /// Set by the plan: the raw rows to read fit the session cache with
+    /// room to spare, so their verified runs are kept ([`keeps_reads`]).
+    keep_reads: AtomicBool,
+}
+
+/// Whether an iteration over `raw_bytes` of raw rows keeps them in a
+/// session cache of `capacity` bytes: when they take at most a quarter
+/// of it, a second pass (the next epoch) reads none of them again and
+/// hashes none of them again; a larger scan would only churn the cache
+/// and evict what queries keep there.
+pub(crate) fn keeps_reads(raw_bytes: u64, capacity: u64) -> bool {
+    raw_bytes > 0 && raw_bytes.saturating_mul(4) <= capacity
 }
 
 /// Groups runs into units of overlapping anchor intervals.
@@ -233,6 +245,21 @@ async fn plan(ctx: &IterCtx, order: Order) -> Result<Planned, DatasetError> {
             }
         }
     }
+    let raw_bytes: u64 = all
+        .iter()
+        .map(|(i, run)| match ctx.probe.get(*i) {
+            Some((
+                _,
+                FieldKind::Embedding {
+                    dim, rerank: true, ..
+                },
+            )) => u64::from(run.count) * 4 * u64::from(*dim),
+            _ => 0,
+        })
+        .sum();
+    let capacity = ctx.snapshot.store().stats().cache.capacity_bytes;
+    ctx.keep_reads
+        .store(keeps_reads(raw_bytes, capacity), Ordering::SeqCst);
     let mut units = make_units(all);
     let mut random = order
         .shuffle_seed
@@ -266,10 +293,10 @@ async fn load_unit(
             let counter = counter.clone();
             let tombstones = &tombstones;
             async move {
-                let reader = ctx
-                    .probe
-                    .get(f)
-                    .map(|(name, kind)| FieldReader::new(&ctx.snapshot, name, *kind, counter));
+                let reader = ctx.probe.get(f).map(|(name, kind)| {
+                    FieldReader::new(&ctx.snapshot, name, *kind, counter)
+                        .keeping_reads(ctx.keep_reads.load(Ordering::SeqCst))
+                });
                 let table = match &reader {
                     Some(r) => r.anchor_table(&run).await?,
                     None => {
@@ -490,6 +517,7 @@ pub(crate) fn batches(
         with_values,
         range: options.range,
         monitor: monitor.clone(),
+        keep_reads: AtomicBool::new(false),
     });
     let state = State {
         ctx,

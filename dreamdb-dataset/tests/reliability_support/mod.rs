@@ -116,6 +116,27 @@ pub struct Ack {
     pub first: u64,
 }
 
+/// Appends batches `from..to` of writer `w` through `ds`, one commit
+/// each (`rows` records, blobs of `blob_len` bytes); their acks.
+pub async fn append_batches(
+    ds: &Dataset,
+    w: u64,
+    (from, to): (u64, u64),
+    rows: usize,
+    blob_len: usize,
+) -> Vec<Ack> {
+    let mut acks = Vec::new();
+    for i in from..to {
+        let r = ds.append_many(batch(w, i, rows, blob_len)).await.unwrap();
+        acks.push(Ack {
+            w,
+            i,
+            first: r.anchors[0],
+        });
+    }
+    acks
+}
+
 /// The line a writer writes (fsync'd) after `append_many` returned Ok.
 pub fn ack_line(w: u64, i: u64, first: u64) -> String {
     format!("ACK {w} {i} {first}")

@@ -388,16 +388,10 @@ impl ObjectStore {
         expected_range_hash: Option<ContentHash>,
         keep: bool,
     ) -> Result<Bytes, StoreError> {
-        let range_key = expected_range_hash.map(|verified| CacheKey::Range {
-            object: *hash,
-            offset: range.start,
-            len: range.len(),
-            verified,
-        });
-        if let Some(key) = &range_key {
-            if let Some(bytes) = lock(&self.inner.cache).get(key) {
-                return Ok(bytes);
-            }
+        if let Some(bytes) =
+            expected_range_hash.and_then(|verified| self.cached_range(hash, range, verified))
+        {
+            return Ok(bytes);
         }
         let cached = lock(&self.inner.cache).get(&CacheKey::Object(*hash));
         let bytes = match cached {
@@ -436,24 +430,62 @@ impl ObjectStore {
                 bytes
             }
         };
-        if let (Some(expected), Some(key)) = (expected_range_hash, range_key) {
-            let actual = ContentHash::of(&bytes);
-            if actual != expected {
-                return Err(StoreError::Integrity {
-                    hash: *hash,
-                    reason: IntegrityReason::RangeHashMismatch {
-                        range,
-                        expected,
-                        actual,
-                    },
-                });
-            }
-            // Verified: later reads of this range skip the I/O and the hash.
-            if keep {
-                lock(&self.inner.cache).insert(key, bytes.clone());
-            }
+        if let Some(expected) = expected_range_hash {
+            self.check_range(hash, range, expected, &bytes, keep)?;
         }
         Ok(bytes)
+    }
+
+    /// The bytes of `range` of `hash` when the session cache holds them,
+    /// verified against `verified`: no I/O and no hashing.
+    pub fn cached_range(
+        &self,
+        hash: &ContentHash,
+        range: ByteRange,
+        verified: ContentHash,
+    ) -> Option<Bytes> {
+        lock(&self.inner.cache).get(&CacheKey::Range {
+            object: *hash,
+            offset: range.start,
+            len: range.len(),
+            verified,
+        })
+    }
+
+    /// Checks `bytes`, read as `range` of `hash` (perhaps inside a larger
+    /// read), against their BLAKE3 hash `expected`; when `keep`, the
+    /// session cache then keeps them, so later reads of the range
+    /// ([`ObjectStore::get_range`], [`ObjectStore::cached_range`]) skip
+    /// the I/O and the hash.
+    pub fn check_range(
+        &self,
+        hash: &ContentHash,
+        range: ByteRange,
+        expected: ContentHash,
+        bytes: &Bytes,
+        keep: bool,
+    ) -> Result<(), StoreError> {
+        let actual = ContentHash::of(bytes);
+        if bytes.len() as u64 != range.len() || actual != expected {
+            return Err(StoreError::Integrity {
+                hash: *hash,
+                reason: IntegrityReason::RangeHashMismatch {
+                    range,
+                    expected,
+                    actual,
+                },
+            });
+        }
+        if keep {
+            let key = CacheKey::Range {
+                object: *hash,
+                offset: range.start,
+                len: range.len(),
+                verified: expected,
+            };
+            lock(&self.inner.cache).insert(key, bytes.clone());
+        }
+        Ok(())
     }
 
     /// Whether the object named `hash` exists (answered without I/O when

@@ -478,6 +478,19 @@ mod tests {
         }
     }
 
+    /// Encodes `value`, checks its length, canonical form, value tree and
+    /// decoding; returns the tree.
+    fn round_trips_canonically(value: &TrackValue) -> Value {
+        let mut out = Vec::new();
+        value.encode_into(&mut out);
+        assert_eq!(out.len(), value.encoded_len());
+        let tree = dreamdb_core::cbor::decode_value(&out).unwrap();
+        assert_eq!(dreamdb_core::cbor::encode_value(&tree).unwrap(), out);
+        assert_eq!(tree, value.to_value());
+        assert_eq!(TrackValue::from_value(&tree).unwrap(), *value);
+        tree
+    }
+
     #[test]
     fn raw_rows_round_trip_canonically() {
         let raw = RawRows {
@@ -487,13 +500,7 @@ mod tests {
             hash: ContentHash::of(b"rows"),
         };
         for value in [cell(None), cell(Some(raw))] {
-            let mut out = Vec::new();
-            value.encode_into(&mut out);
-            assert_eq!(out.len(), value.encoded_len());
-            let tree = dreamdb_core::cbor::decode_value(&out).unwrap();
-            assert_eq!(dreamdb_core::cbor::encode_value(&tree).unwrap(), out);
-            assert_eq!(tree, value.to_value());
-            assert_eq!(TrackValue::from_value(&tree).unwrap(), value);
+            round_trips_canonically(&value);
         }
         assert_eq!(cell(None).with_raw_rows(raw), cell(Some(raw)));
         assert_eq!(cell(Some(raw)).raw_rows(), Some(raw));
@@ -513,13 +520,7 @@ mod tests {
             table_len: 8_000,
             storage: Some(storage),
         };
-        let mut out = Vec::new();
-        value.encode_into(&mut out);
-        assert_eq!(out.len(), value.encoded_len());
-        let tree = dreamdb_core::cbor::decode_value(&out).unwrap();
-        assert_eq!(dreamdb_core::cbor::encode_value(&tree).unwrap(), out);
-        assert_eq!(tree, value.to_value());
-        assert_eq!(TrackValue::from_value(&tree).unwrap(), value);
+        let tree = round_trips_canonically(&value);
         assert_eq!(value.anchor_storage(), Some(storage));
         // Reachable for gc through the generic link walk.
         assert!(crate::store::links(&tree).contains(&storage));
