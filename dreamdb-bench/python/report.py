@@ -327,7 +327,8 @@ def main() -> None:
             "10 appends, flat raw f32) per sample (dicts collated by torch into batches of 256) and batched "
             "(`batches=256`, `DataLoader(batch_size=None)`: a dict of tensors per batch) vs LanceDB "
             "`lance.torch.data.LanceDataset` (batches of 256). The ratio is DreamDB batched ÷ LanceDB: "
-            "both yield ready batches.", "",
+            "both yield ready batches. Each figure is whole epochs over one loader, repeated for at least "
+            "a second (epochs in the JSON).", "",
             "| set | workers | DreamDB per-sample samples/s | DreamDB batched samples/s | LanceDB samples/s | DreamDB batched ÷ LanceDB |",
             "|---|---|---|---|---|---|"]
     for t in [t for t in p1["torch"] if t["system"] == "dreamdb"]:

@@ -253,3 +253,40 @@ fn anchor_tables_are_addressable_by_range() {
         &blobs.offsets[..]
     );
 }
+
+#[test]
+fn vector_storage_encoded_from_rows_is_the_objects_encoding() {
+    let dim = 5u32;
+    let values: Vec<f32> = (0..7 * dim).map(|i| i as f32 * 0.75 - 3.0).collect();
+    let order = [4usize, 0, 6, 2, 2, 5];
+    let bucket = ContentHash::of(b"bucket");
+    let encoded = VectorStorage::encode_rows(bucket, dim, &values, &order).unwrap();
+    let mut vectors = Vec::new();
+    for &i in &order {
+        vectors.extend_from_slice(&values[i * dim as usize..(i + 1) * dim as usize]);
+    }
+    let storage = VectorStorage {
+        bucket,
+        dim,
+        vectors: common::f32s_to_le(&vectors),
+    };
+    let (bytes, hash) = storage.encode().unwrap();
+    assert_eq!(encoded.bytes, bytes);
+    assert_eq!(encoded.hash, hash);
+    assert_eq!(encoded.vectors_offset, storage.vectors_offset().unwrap());
+    for (first, count) in [(0, 6), (1, 2), (5, 1)] {
+        assert_eq!(
+            encoded.rows_range(first, count),
+            storage.rows_range(first, count).unwrap()
+        );
+        assert_eq!(
+            encoded.rows_hash(first, count),
+            storage.rows_hash(first, count)
+        );
+    }
+    assert_eq!(encoded.rows_hash(5, 2), None);
+    // A row outside `values`, or no rows, is refused.
+    assert!(VectorStorage::encode_rows(bucket, dim, &values, &[7]).is_err());
+    assert!(VectorStorage::encode_rows(bucket, dim, &values, &[]).is_err());
+    assert!(VectorStorage::encode_rows(bucket, 0, &values, &[0]).is_err());
+}

@@ -280,19 +280,12 @@ pub(crate) fn plan_embedding(
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_unstable_by_key(|&i| (cells[i], anchors[i]));
     let storage = if spec.rerank {
-        let mut raw = Vec::with_capacity(n * dim * 4);
-        for &i in &order {
-            for x in &values[i * dim..(i + 1) * dim] {
-                raw.extend_from_slice(&x.to_le_bytes());
-            }
-        }
-        let storage = VectorStorage {
-            bucket: bucket_hash,
-            dim: spec.dim,
-            vectors: raw,
-        };
-        let encoded = encode(&storage)?;
-        Some((storage, encoded))
+        Some(VectorStorage::encode_rows(
+            bucket_hash,
+            spec.dim,
+            values,
+            &order,
+        )?)
     } else {
         None
     };
@@ -302,15 +295,15 @@ pub(crate) fn plan_embedding(
         bucket_hash,
         &sorted_anchors,
         (table.offset, table.len),
-        storage.as_ref().map(|(_, e)| e.hash),
+        storage.as_ref().map(|e| e.hash),
     )];
     let total_cells = cell_count(index)?;
     let mut delta = StatsData::empty(total_cells);
     for (run, range) in bucket.run_ranges()? {
         let raw = match &storage {
-            Some((s, e)) => {
-                let r = s.rows_range(u64::from(run.first), u64::from(run.count))?;
-                let hash = s
+            Some(e) => {
+                let r = e.rows_range(u64::from(run.first), u64::from(run.count));
+                let hash = e
                     .rows_hash(u64::from(run.first), u64::from(run.count))
                     .ok_or_else(|| {
                         DatasetError::Protocol("raw rows out of the storage's range".to_owned())
@@ -338,8 +331,11 @@ pub(crate) fn plan_embedding(
         delta.add_run(run.cell, run.count);
     }
     objects.push(bucket_object);
-    if let Some((_, e)) = storage {
-        objects.push(e);
+    if let Some(e) = storage {
+        objects.push(Encoded {
+            hash: e.hash,
+            bytes: Bytes::from(e.bytes),
+        });
     }
     Ok(FieldPlan {
         field: field.to_owned(),

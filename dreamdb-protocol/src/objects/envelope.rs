@@ -203,6 +203,32 @@ impl BlobLayout {
     }
 }
 
+impl BlobLayout {
+    /// [`BlobLayout::write`] with each blob's bytes appended by
+    /// `fill(index, out)` in place, so a blob assembled from pieces is
+    /// never built on its own first. `fill` must append exactly the
+    /// length given to [`BlobLayout::new`].
+    pub(crate) fn write_filled<T: ObjectKind>(
+        &self,
+        mut fill: impl FnMut(usize, &mut Vec<u8>),
+    ) -> Result<Vec<u8>, ObjectError> {
+        let mut out = Vec::with_capacity(self.total_len);
+        write_head(&mut out, 5, self.entries.len() as u64);
+        for ((key, value), blob) in self.entries.iter().zip(&self.blob_of_entry) {
+            out.extend_from_slice(key);
+            out.extend_from_slice(value);
+            if let Some(index) = *blob {
+                let before = out.len();
+                fill(index, &mut out);
+                if out.len() - before != self.blob_lens.get(index).copied().unwrap_or(0) {
+                    return Err(encode_error::<T>("a blob's length changed after layout"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Encodes an object whose fields other than some large byte strings are
 /// `header`, without copying the byte strings into a value tree. The
 /// bytes equal [`encode_generic`]'s for the same object.

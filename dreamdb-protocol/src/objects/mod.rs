@@ -82,7 +82,7 @@ pub use spatial_bucket::{
 };
 pub use spatial_index::SpatialIndexObject;
 pub use tombstones::{Tombstone, TombstoneList};
-pub use vector_storage::VectorStorage;
+pub use vector_storage::{EncodedVectorStorage, VectorStorage};
 
 /// One kind of immutable object: a serde type whose fields are the object's
 /// keys other than `kind` and `v`.

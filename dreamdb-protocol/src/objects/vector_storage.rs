@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{check_dim, f32_at, ByteRange};
 use super::envelope::{encode_with_blobs, BlobLayout};
-use super::error::{Invariant, ObjectError};
+use super::error::{Invariant, ObjectError, Problem};
 use super::ObjectKind;
 
 const VECTORS_KEY: &str = "vectors";
@@ -88,6 +88,93 @@ impl VectorStorage {
         let len = usize::try_from(count.checked_mul(row)?).ok()?;
         let bytes = self.vectors.get(start..start.checked_add(len)?)?;
         Some(ContentHash::of(bytes))
+    }
+}
+
+/// A `vector-storage` object encoded straight from rows in memory
+/// ([`VectorStorage::encode_rows`]), with what a track needs of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedVectorStorage {
+    /// The canonical bytes.
+    pub bytes: Vec<u8>,
+    /// Their content hash.
+    pub hash: ContentHash,
+    /// Absolute offset of the first vector byte.
+    pub vectors_offset: u64,
+    /// Bytes per vector.
+    row_bytes: u64,
+}
+
+impl EncodedVectorStorage {
+    /// As [`VectorStorage::rows_range`].
+    pub fn rows_range(&self, first: u64, count: u64) -> ByteRange {
+        ByteRange {
+            offset: self.vectors_offset + first * self.row_bytes,
+            len: count * self.row_bytes,
+        }
+    }
+
+    /// As [`VectorStorage::rows_hash`]: `None` when out of range.
+    pub fn rows_hash(&self, first: u64, count: u64) -> Option<ContentHash> {
+        let start = self
+            .vectors_offset
+            .checked_add(first.checked_mul(self.row_bytes)?)?;
+        let len = count.checked_mul(self.row_bytes)?;
+        let start = usize::try_from(start).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        Some(ContentHash::of(self.bytes.get(start..end)?))
+    }
+}
+
+impl VectorStorage {
+    /// Encodes the `vector-storage` of `bucket` whose vectors are the
+    /// `dim`-long rows of `values` taken in `order`: the same bytes and
+    /// hash as encoding a [`VectorStorage`] of those rows, written into
+    /// the object's buffer directly (ingest would otherwise build every
+    /// raw row twice).
+    pub fn encode_rows(
+        bucket: ContentHash,
+        dim: u32,
+        values: &[f32],
+        order: &[usize],
+    ) -> Result<EncodedVectorStorage, ObjectError> {
+        let refuse = |i: Invariant| ObjectError::new(Self::KIND, None, Problem::Invariant(i));
+        check_dim(dim).map_err(refuse)?;
+        let width = dim as usize;
+        let rows = values.len() / width;
+        if order.is_empty() || order.iter().any(|&i| i >= rows) {
+            return Err(refuse(Invariant::new(
+                "vectors-length",
+                format!(
+                    "{} rows picked from {rows} is not a non-empty selection",
+                    order.len()
+                ),
+            )));
+        }
+        let row_bytes = 4 * width;
+        let header = Header {
+            bucket: &bucket,
+            dim,
+        };
+        let layout =
+            BlobLayout::new::<Self, _>(&header, &[(VECTORS_KEY, order.len() * row_bytes)])?;
+        let bytes = layout.write_filled::<Self>(|_, out| {
+            for &i in order {
+                let start = out.len();
+                out.resize(start + row_bytes, 0);
+                let row = &values[i * width..(i + 1) * width];
+                for (to, x) in out[start..].chunks_exact_mut(4).zip(row) {
+                    to.copy_from_slice(&x.to_le_bytes());
+                }
+            }
+        })?;
+        let hash = ContentHash::of(&bytes);
+        Ok(EncodedVectorStorage {
+            bytes,
+            hash,
+            vectors_offset: layout.blob_offset(0),
+            row_bytes: row_bytes as u64,
+        })
     }
 }
 

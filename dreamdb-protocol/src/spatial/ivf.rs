@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bytes::f32_le;
 use super::kmeans::{self, DOMAIN_KMEANS_PP, DOMAIN_SAMPLE};
+use super::lanes::QUERY_BLOCK;
 use super::metric::{check_batch, check_dim, check_vector, norm_f64, prepare, CentroidSet, Metric};
 use super::SpatialError;
 
@@ -373,13 +374,37 @@ impl IvfIndex {
     pub fn assign(&self, batch: &[f32]) -> Result<Vec<u32>, SpatialError> {
         let dim = self.dim();
         let n = check_batch(batch, dim)?;
-        (0..n)
+        let blocks = n.div_ceil(QUERY_BLOCK);
+        let routed: Vec<Vec<u32>> = (0..blocks)
             .into_par_iter()
+            .map(|b| self.route_block(batch, b * QUERY_BLOCK, n))
+            .collect::<Result<_, _>>()?;
+        Ok(routed.concat())
+    }
+
+    /// The cells of rows `first..first + QUERY_BLOCK` (fewer at the end
+    /// of `batch`): a whole block picks its root through one tiled pass
+    /// over the roots, then each row routes on alone.
+    fn route_block(&self, batch: &[f32], first: usize, n: usize) -> Result<Vec<u32>, SpatialError> {
+        let dim = self.dim();
+        let last = (first + QUERY_BLOCK).min(n);
+        let prepared = (first..last)
+            .map(|i| prepare(self.metric(), &batch[i * dim..(i + 1) * dim], i))
+            .collect::<Result<Vec<_>, _>>()?;
+        if prepared.len() < QUERY_BLOCK {
+            return Ok(prepared.iter().map(|p| self.route_prepared(p)).collect());
+        }
+        let rows: [&[f32]; QUERY_BLOCK] = std::array::from_fn(|i| prepared[i].as_slice());
+        let norms = rows.map(norm_f64);
+        let roots = self
+            .set
+            .argmin_range_block(rows, norms, 0, self.desc.roots as usize);
+        Ok((0..QUERY_BLOCK)
             .map(|i| {
-                let p = prepare(self.metric(), &batch[i * dim..(i + 1) * dim], i)?;
-                Ok(self.route_prepared(&p))
+                let root = roots[i].unwrap_or(0) as u32;
+                self.route_from(rows[i], norms[i], Some(root), false)
             })
-            .collect()
+            .collect())
     }
 
     /// The same as [`IvfIndex::assign`] by the scalar reference path only.

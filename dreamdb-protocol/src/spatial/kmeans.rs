@@ -13,11 +13,16 @@
 use dreamdb_core::random::DeterministicStream;
 use rayon::prelude::*;
 
-use super::metric::{norm_f64, score_fast_bounded, score_ref, CentroidSet, Metric};
+use super::lanes::QUERY_BLOCK;
+use super::metric::{norm_f64, score_fast_bounded_rows, score_ref, CentroidSet, Metric};
 use super::SpatialError;
 
 /// The stream domain of k-means++ seeding.
 pub const DOMAIN_KMEANS_PP: &str = "dreamdb.ivf.kmeans++";
+/// Rows per parallel task of k-means++ seeding: enough that one pass of
+/// the new centre over them amortises the call.
+const SEED_CHUNK: usize = 256;
+
 /// The stream domain of the training sample.
 pub const DOMAIN_SAMPLE: &str = "dreamdb.ivf.sample";
 
@@ -111,19 +116,34 @@ fn seed_plus_plus(
     for _ in 1..k {
         let c = row(last).to_vec();
         let c_norm = norms[last];
-        dist.par_iter_mut().enumerate().for_each(|(i, d)| {
-            let (fast, err) = score_fast_bounded(metric, row(i), norms[i], &c, c_norm);
-            // Skip the reference only when it cannot lower the distance
-            // (the margin covers the bound and the f32 rounding of `1 + s`).
-            let margin = err * 1.01 + 2.0 * f64::from(f32::EPSILON);
-            if seed_distance(metric, fast) - margin > *d {
-                return;
-            }
-            let exact = seed_distance(metric, score_ref(metric, row(i), &c));
-            if exact < *d {
-                *d = exact;
-            }
-        });
+        dist.par_chunks_mut(SEED_CHUNK)
+            .enumerate()
+            .for_each(|(chunk, ds)| {
+                let first = chunk * SEED_CHUNK;
+                let last = first + ds.len();
+                let mut scored = Vec::with_capacity(ds.len());
+                score_fast_bounded_rows(
+                    metric,
+                    &c,
+                    c_norm,
+                    &rows[first * dim..last * dim],
+                    &norms[first..last],
+                    &mut scored,
+                );
+                for ((i, d), (fast, err)) in (first..last).zip(ds.iter_mut()).zip(scored) {
+                    // Skip the reference only when it cannot lower the
+                    // distance (the margin covers the bound and the f32
+                    // rounding of `1 + s`).
+                    let margin = err * 1.01 + 2.0 * f64::from(f32::EPSILON);
+                    if seed_distance(metric, fast) - margin > *d {
+                        continue;
+                    }
+                    let exact = seed_distance(metric, score_ref(metric, row(i), &c));
+                    if exact < *d {
+                        *d = exact;
+                    }
+                }
+            });
         let total: f64 = dist.iter().sum();
         let pick = if total > 0.0 && total.is_finite() {
             let r = (stream.next_u64() >> 11) as f64 * f64::powi(2.0, -53) * total;
@@ -149,14 +169,43 @@ fn seed_plus_plus(
 /// Assigns every row to its nearest centroid (proved fast path), with the
 /// reference score of that assignment.
 pub fn assign_rows(rows: &[f32], dim: usize, set: &CentroidSet, norms: &[f64]) -> Vec<(u32, f32)> {
-    (0..norms.len())
-        .into_par_iter()
-        .map(|i| {
-            let r = &rows[i * dim..(i + 1) * dim];
-            let c = set.argmin_range(r, norms[i], 0, set.len()).unwrap_or(0);
-            (c as u32, set.score_ref(r, c))
-        })
+    let row = |i: usize| &rows[i * dim..(i + 1) * dim];
+    nearest_all(norms.len(), set, |i| (row(i), norms[i]))
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c as u32, set.score_ref(row(i), c)))
         .collect()
+}
+
+/// The nearest centroid of each of `n` rows (`row(i)` gives a prepared
+/// row and its norm): the rows go through
+/// [`CentroidSet::argmin_range_block`] in blocks, in parallel; the result
+/// does not depend on the blocking or the threads.
+pub fn nearest_all<'a>(
+    n: usize,
+    set: &CentroidSet,
+    row: impl Fn(usize) -> (&'a [f32], f64) + Sync,
+) -> Vec<usize> {
+    let blocks = n / QUERY_BLOCK;
+    let mut out: Vec<usize> = (0..blocks)
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let picked: [(&[f32], f64); QUERY_BLOCK] =
+                std::array::from_fn(|i| row(b * QUERY_BLOCK + i));
+            let found = set.argmin_range_block(
+                picked.map(|(r, _)| r),
+                picked.map(|(_, n)| n),
+                0,
+                set.len(),
+            );
+            found.map(|c| c.unwrap_or(0))
+        })
+        .collect();
+    out.extend((blocks * QUERY_BLOCK..n).map(|i| {
+        let (r, norm) = row(i);
+        set.argmin_range(r, norm, 0, set.len()).unwrap_or(0)
+    }));
+    out
 }
 
 /// One Lloyd step: assign, then each centroid becomes the f64 mean of its

@@ -16,11 +16,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lanes::{fast_sum, fast_sums_rows, ordered_sum, LaneOp};
+use super::lanes::{
+    fast_sum, fast_sums_rows, fast_sums_rows_block, ordered_sum, LaneOp, QUERY_BLOCK,
+};
 
 thread_local! {
     /// [`CentroidSet::argmin_range`]'s scores buffer, per thread.
     static SCORES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    /// [`CentroidSet::argmin_range_block`]'s scores buffers, per thread.
+    static BLOCK_SCORES: std::cell::Cell<[Vec<f32>; QUERY_BLOCK]> =
+        std::cell::Cell::new(Default::default());
 }
 use super::SpatialError;
 
@@ -288,6 +293,43 @@ impl ErrorFactors {
     }
 }
 
+/// The index of the first smallest of `scores` (all finite; 0 when
+/// empty). The minimum is found in 16 independent lanes (which compile to
+/// vector minima), then its first position.
+fn first_minimum(scores: &[f32]) -> usize {
+    let mut lanes = [f32::INFINITY; 16];
+    let mut chunks = scores.chunks_exact(16);
+    for chunk in chunks.by_ref() {
+        for (m, &s) in lanes.iter_mut().zip(chunk) {
+            *m = if s < *m { s } else { *m };
+        }
+    }
+    let mut min = lanes
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, |a, b| if b < a { b } else { a });
+    for &s in chunks.remainder() {
+        if s < min {
+            min = s;
+        }
+    }
+    scores.iter().position(|&s| s == min).unwrap_or(0)
+}
+
+/// The smallest f32 not below `x` (`+∞` past the f32 range, and for NaN,
+/// so a comparison against it never rules out too much).
+fn f32_at_least(x: f64) -> f32 {
+    if x.is_nan() {
+        return f32::INFINITY;
+    }
+    let r = x as f32;
+    if f64::from(r) < x {
+        r.next_up()
+    } else {
+        r
+    }
+}
+
 /// A set of centroids in row-major f32 with what the fast path needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CentroidSet {
@@ -296,6 +338,8 @@ pub struct CentroidSet {
     data: Vec<f32>,
     /// Euclidean norms in f64, for the dot-product error bound.
     norms: Vec<f64>,
+    /// The largest of `norms` (0 when empty).
+    max_norm: f64,
 }
 
 impl CentroidSet {
@@ -309,12 +353,14 @@ impl CentroidSet {
                     .sum::<f64>()
                     .sqrt()
             })
-            .collect();
+            .collect::<Vec<f64>>();
+        let max_norm = norms.iter().copied().fold(0.0, f64::max);
         CentroidSet {
             metric,
             dim,
             data,
             norms,
+            max_norm,
         }
     }
 
@@ -404,10 +450,7 @@ impl CentroidSet {
         end: usize,
         scores: &mut Vec<f32>,
     ) -> Option<usize> {
-        let rows = self
-            .data
-            .get(start * self.dim..end * self.dim)
-            .unwrap_or(&[]);
+        let rows = self.rows_of(start, end);
         match self.metric {
             Metric::L2 => fast_sums_rows(q, rows, LaneOp::L2, scores),
             Metric::Cosine | Metric::InnerProduct => {
@@ -415,37 +458,110 @@ impl CentroidSet {
                 scores.iter_mut().for_each(|s| *s = -*s);
             }
         }
-        if scores.len() != end - start {
+        self.argmin_of_scores(q, q_norm, start, end, scores)
+    }
+
+    /// Centroids `start..end`, row-major (empty when out of range).
+    fn rows_of(&self, start: usize, end: usize) -> &[f32] {
+        self.data
+            .get(start * self.dim..end * self.dim)
+            .unwrap_or(&[])
+    }
+
+    /// [`CentroidSet::argmin_range`] of [`QUERY_BLOCK`] queries at once:
+    /// the same answers, with the fast scores of the whole block computed
+    /// in one tiled pass over the centroids (see
+    /// [`fast_sums_rows_block`]).
+    pub fn argmin_range_block(
+        &self,
+        qs: [&[f32]; QUERY_BLOCK],
+        q_norms: [f64; QUERY_BLOCK],
+        start: usize,
+        end: usize,
+    ) -> [Option<usize>; QUERY_BLOCK] {
+        let end = end.min(self.len());
+        if start >= end {
+            return [None; QUERY_BLOCK];
+        }
+        if end - start == 1 {
+            return [Some(start); QUERY_BLOCK];
+        }
+        BLOCK_SCORES.with(|cell| {
+            let mut scores = cell.take();
+            let rows = self.rows_of(start, end);
+            let op = match self.metric {
+                Metric::L2 => LaneOp::L2,
+                Metric::Cosine | Metric::InnerProduct => LaneOp::Dot,
+            };
+            fast_sums_rows_block(qs, rows, op, &mut scores);
+            let found = std::array::from_fn(|i| {
+                if op == LaneOp::Dot {
+                    scores[i].iter_mut().for_each(|s| *s = -*s);
+                }
+                self.argmin_of_scores(qs[i], q_norms[i], start, end, &scores[i])
+            });
+            cell.set(scores);
+            found
+        })
+    }
+
+    /// The proved argmin of `start..end` from the fast scores of `q`
+    /// against those centroids: every centroid whose error interval can
+    /// reach the fast minimum is re-scored by the reference path.
+    fn argmin_of_scores(
+        &self,
+        q: &[f32],
+        q_norm: f64,
+        start: usize,
+        end: usize,
+        scores: &[f32],
+    ) -> Option<usize> {
+        if scores.len() != end - start || !scores.iter().all(|s| s.is_finite()) {
             return self.argmin_range_ref(q, start, end);
         }
-        if scores.iter().any(|s| !s.is_finite()) {
-            return self.argmin_range_ref(q, start, end);
-        }
-        let mut b = 0usize;
-        for (j, &s) in scores.iter().enumerate() {
-            if s < scores[b] {
-                b = j;
-            }
-        }
+        let b = first_minimum(scores);
         let factors = self.error_factors();
         let err = |j: usize, s: f32| factors.of(self, start + j, s, q_norm);
-        let eb = err(b, scores[b]);
-        let limit = f64::from(scores[b]) + eb;
-        let mut candidates = Vec::new();
-        for (j, &s) in scores.iter().enumerate() {
-            if j == b || f64::from(s) <= limit + err(j, s) {
-                candidates.push(start + j);
+        let limit = f64::from(scores[b]) + err(b, scores[b]);
+        // A candidate is a centroid whose interval reaches `limit`:
+        // `s ≤ limit + err(s)`. `reach` is above every such score with
+        // room for the rounding of that test (L2: the bound is `l2 · s`,
+        // so the test is `s (1 − l2) ≤ limit`; dot products: no bound
+        // exceeds the one of the largest centroid norm), so one f32
+        // comparison rules out almost every centroid, and the exact test
+        // runs only on the rest.
+        let reach = match self.metric {
+            Metric::L2 => {
+                let base = limit + 1e-38;
+                base / (1.0 - factors.l2) + base.abs() * 1e-12
             }
-        }
-        if candidates.len() == 1 {
+            Metric::Cosine | Metric::InnerProduct => {
+                let widest = factors.dot * q_norm * self.max_norm + 1e-38;
+                limit + widest + (limit + widest).abs() * 1e-12
+            }
+        };
+        let reach32 = f32_at_least(reach);
+        let is_candidate =
+            |j: usize, s: f32| j == b || (s <= reach32 && f64::from(s) <= limit + err(j, s));
+        let rivals = scores.iter().filter(|&&s| s <= reach32).count();
+        if rivals <= 1 {
+            // Only `b` itself comes near its own bound.
             return Some(start + b);
         }
         let mut best: Option<(usize, f32)> = None;
-        for i in candidates {
-            let s = key(self.score_ref(q, i));
-            if best.is_none_or(|(_, bs)| s < bs) {
-                best = Some((i, s));
+        let mut count = 0usize;
+        for (j, &s) in scores.iter().enumerate() {
+            if !is_candidate(j, s) {
+                continue;
             }
+            count += 1;
+            let r = key(self.score_ref(q, start + j));
+            if best.is_none_or(|(_, bs)| r < bs) {
+                best = Some((start + j, r));
+            }
+        }
+        if count == 1 {
+            return Some(start + b);
         }
         best.map(|(i, _)| i)
     }
@@ -555,10 +671,63 @@ pub fn score_fast_bounded(
     }
 }
 
+/// [`score_fast_bounded`] of each `c.len()`-long row of `rows` (with
+/// its norm in `row_norms`) against `c`, into `out` (cleared first): the
+/// same scores and bounds, from one pass over the rows.
+pub fn score_fast_bounded_rows(
+    metric: Metric,
+    c: &[f32],
+    c_norm: f64,
+    rows: &[f32],
+    row_norms: &[f64],
+    out: &mut Vec<(f32, f64)>,
+) {
+    let u = f64::powi(2.0, -24);
+    let m = c.len() as f64;
+    let gamma = m * u / (1.0 - m * u);
+    let mut sums = Vec::with_capacity(row_norms.len());
+    let op = match metric {
+        Metric::L2 => LaneOp::L2,
+        Metric::Cosine | Metric::InnerProduct => LaneOp::Dot,
+    };
+    fast_sums_rows(c, rows, op, &mut sums);
+    out.clear();
+    out.extend(sums.iter().zip(row_norms).map(|(&s, &norm)| match metric {
+        Metric::L2 => (s, 2.02 * gamma * f64::from(s) / (1.0 - gamma) + 1e-38),
+        Metric::Cosine | Metric::InnerProduct => {
+            (-s, 2.02 * gamma * norm * c_norm * (1.0 + 4.0 * u) + 1e-38)
+        }
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// The row-at-a-time bounded scores are the one-pair ones.
+        #[test]
+        fn bounded_rows_are_the_bounded_pairs(
+            dim in 1usize..70,
+            rows in 1usize..6,
+            seed in proptest::collection::vec(-10f32..10.0, 1..50),
+        ) {
+            let v = |k: usize| seed[k % seed.len()] * (1.0 + (k % 5) as f32 * 0.3);
+            let c: Vec<f32> = (0..dim).map(|k| v(k * 7 + 3)).collect();
+            let data: Vec<f32> = (0..rows * dim).map(|k| v(k * 3 + 1)).collect();
+            let norms: Vec<f64> = data.chunks_exact(dim).map(norm_f64).collect();
+            for metric in [Metric::L2, Metric::Cosine, Metric::InnerProduct] {
+                let mut out = Vec::new();
+                score_fast_bounded_rows(metric, &c, norm_f64(&c), &data, &norms, &mut out);
+                for (i, row) in data.chunks_exact(dim).enumerate() {
+                    let (s, e) = score_fast_bounded(metric, row, norms[i], &c, norm_f64(&c));
+                    prop_assert_eq!(out[i].0.to_bits(), s.to_bits());
+                    prop_assert_eq!(out[i].1.to_bits(), e.to_bits());
+                }
+            }
+        }
+    }
 
     proptest! {
         /// Interleaved folds are the reference folds, bit for bit.
