@@ -465,12 +465,34 @@ pub(crate) fn embedding_spec(spec: &FieldSpec) -> Option<EmbeddingSpec> {
 
 /// The spatial machinery of a field: the tip's, or freshly trained on
 /// `training` (with the objects to write).
+/// The rows a field's index is trained on when it has none yet.
+pub(crate) enum TrainingRows {
+    /// A caller's sample (`AppendOptions::training`).
+    Sample(Vec<f32>),
+    /// The field's own column in the batch being written, read in place
+    /// (a first batch can be large, and training samples it anyway).
+    Column(Arc<Batch>, String),
+}
+
+impl TrainingRows {
+    /// The rows, row-major (empty when the column is missing).
+    fn rows(&self) -> &[f32] {
+        match self {
+            TrainingRows::Sample(rows) => rows,
+            TrainingRows::Column(batch, field) => match batch.columns().get(field) {
+                Some(Column::Embedding { values, .. }) => values,
+                _ => &[],
+            },
+        }
+    }
+}
+
 pub(crate) async fn spatial_for(
     ds: &Dataset,
     tip: &Manifest,
     field: &str,
     spec: EmbeddingSpec,
-    training: Option<Vec<f32>>,
+    training: Option<TrainingRows>,
     seed: u64,
 ) -> Result<(LoadedSpatial, Vec<Encoded>, bool), DatasetError> {
     if let Some(si) = tip.tracks.get(field).and_then(|s| s.spatial_index) {
@@ -478,13 +500,14 @@ pub(crate) async fn spatial_for(
         let loaded = load_spatial(ds.store(), si, compressor).await?;
         return Ok((loaded, Vec::new(), false));
     }
-    let training = training.unwrap_or_default();
+    let training = training.unwrap_or(TrainingRows::Sample(Vec::new()));
     let field_owned = field.to_owned();
     let seed = field_seed(field, seed);
-    let (index, compressor) =
-        tokio::task::spawn_blocking(move || train_spatial(&field_owned, &spec, &training, seed))
-            .await
-            .map_err(|e| DatasetError::Protocol(format!("training task failed: {e}")))??;
+    let (index, compressor) = tokio::task::spawn_blocking(move || {
+        train_spatial(&field_owned, &spec, training.rows(), seed)
+    })
+    .await
+    .map_err(|e| DatasetError::Protocol(format!("training task failed: {e}")))??;
     let (loaded, objects) = spatial_objects(index, compressor, spec.metric)?;
     Ok((loaded, objects, true))
 }
@@ -649,7 +672,7 @@ impl Dataset {
         // Spatial machinery of every embedding field first (may train).
         let mut spatial = BTreeMap::new();
         for (field, column) in batch.columns() {
-            let (Some(spec), Column::Embedding { values, .. }) = (
+            let (Some(spec), Column::Embedding { .. }) = (
                 schema
                     .fields
                     .get(field)
@@ -658,17 +681,15 @@ impl Dataset {
             ) else {
                 continue;
             };
-            let training = options
-                .training
+            let untrained = tip
+                .tracks
                 .get(field)
-                .cloned()
-                .or_else(|| (!tip.tracks.contains_key(field)).then(|| values.clone()))
-                .or_else(|| {
-                    tip.tracks
-                        .get(field)
-                        .is_some_and(|s| s.spatial_index.is_none())
-                        .then(|| values.clone())
-                });
+                .is_none_or(|s| s.spatial_index.is_none());
+            let training = match options.training.get(field) {
+                Some(sample) => Some(TrainingRows::Sample(sample.clone())),
+                None if untrained => Some(TrainingRows::Column(batch.clone(), field.clone())),
+                None => None,
+            };
             let loaded = spatial_for(self, tip, field, spec, training, options.seed).await?;
             spatial.insert(field.clone(), (spec, loaded));
         }

@@ -5,10 +5,13 @@
 //! the given existing anchors, in one Manifest. Records without a value in
 //! the layer read as absent (scalar layers are nullable).
 
+use std::sync::Arc;
+
 use dreamdb_protocol::objects::FieldSpec;
 
 use super::anchors::existing_anchors;
-use super::append::{embedding_spec, spatial_for, CommitCtx, Committed, SchemaRule};
+
+use super::append::{embedding_spec, spatial_for, CommitCtx, Committed, SchemaRule, TrainingRows};
 use super::segments::{plan_embedding, plan_scalar};
 use super::{AppendOptions, LayerResult};
 use crate::batch::{Batch, ScalarColumn};
@@ -145,24 +148,24 @@ impl Dataset {
                 reason: format!("field {field:?} is not an embedding"),
             });
         };
-        let values = match batch.columns().get(field) {
-            Some(crate::batch::Column::Embedding { values, .. }) => values.clone(),
-            _ => Vec::new(),
+        let batch = Arc::new(batch);
+        let training = match options.training.get(field) {
+            Some(sample) => TrainingRows::Sample(sample.clone()),
+            None => TrainingRows::Column(batch.clone(), field.to_owned()),
         };
-        let training = options
-            .training
-            .get(field)
-            .cloned()
-            .unwrap_or_else(|| values.clone());
         let (loaded, objects, trained) =
             spatial_for(self, &tip, field, espec, Some(training), options.seed).await?;
         let field_owned = field.to_owned();
         let anchors_owned = anchors.to_vec();
         let plan = tokio::task::spawn_blocking(move || {
+            let values = match batch.columns().get(&field_owned) {
+                Some(crate::batch::Column::Embedding { values, .. }) => values.as_slice(),
+                _ => &[],
+            };
             plan_embedding(
                 &field_owned,
                 &espec,
-                &values,
+                values,
                 &anchors_owned,
                 &loaded,
                 objects,

@@ -89,8 +89,17 @@ pub(crate) fn encode_prepared(rq: &RaBitQ, v: &[f32], centroid: Option<&[f32]>) 
     let e = residual(v, centroid);
     let r = norm_ref(&e);
     let o = rq.rotation().apply(&e);
-    let n = o.len();
     let bits = rq.bits();
+    if bits == 1 {
+        return encode_one_bit(&o, r);
+    }
+    encode_rotated(&o, r, bits)
+}
+
+/// The general path of [`encode_prepared`] from the rotated residual `o`
+/// and its norm `r`.
+fn encode_rotated(o: &[f32], r: f32, bits: u32) -> Encoded {
+    let n = o.len();
     let levels = 1u32 << (bits - 1);
     let a: Vec<f64> = o.iter().map(|x| f64::from(x.abs())).collect();
     let k = magnitudes(&a, levels);
@@ -114,6 +123,36 @@ pub(crate) fn encode_prepared(rq: &RaBitQ, v: &[f32], centroid: Option<&[f32]>) 
         }
     }
     let o_norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let factors = if o_norm == 0.0 || ip == 0.0 || r == 0.0 {
+        [r, 1.0, 0.0]
+    } else {
+        let rho = ip / (nn.sqrt() * o_norm);
+        let s = f64::from(r) * o_norm / ip;
+        [r, rho as f32, s as f32]
+    };
+    Encoded { code, factors }
+}
+
+/// [`encode_prepared`] for `B = 1`, where every magnitude is 0 and every
+/// `y_i` is `±½`: the code is the sign bits, `⟨y, |o'|⟩ = Σ ½ |o'_i|` and
+/// `‖y‖² = n / 4`, summed in the same order as the general path (the
+/// same bits), with nothing allocated but the code.
+fn encode_one_bit(o: &[f32], r: f32) -> Encoded {
+    let n = o.len();
+    let mut code = vec![0u64; n / 64];
+    let mut ip = 0.0f64;
+    let mut nn = 0.0f64;
+    let mut sq = 0.0f64;
+    for (word, chunk) in code.iter_mut().zip(o.chunks_exact(64)) {
+        for (j, &x) in chunk.iter().enumerate() {
+            let a = f64::from(x.abs());
+            ip += 0.5 * a;
+            nn += 0.25;
+            sq += a * a;
+            *word |= u64::from(x >= 0.0) << j;
+        }
+    }
+    let o_norm = sq.sqrt();
     let factors = if o_norm == 0.0 || ip == 0.0 || r == 0.0 {
         [r, 1.0, 0.0]
     } else {
@@ -160,4 +199,28 @@ pub(crate) fn decode(
             base + scale * back[i]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The 1-bit path gives the general path's code and factors.
+        #[test]
+        fn one_bit_path_is_the_general_path(
+            words in 1usize..5,
+            seed in proptest::collection::vec(-100f32..100.0, 1..80),
+            r in 0f32..50.0,
+        ) {
+            let o: Vec<f32> = (0..64 * words)
+                .map(|i| seed[i % seed.len()] * (1.0 - (i % 9) as f32 * 0.2))
+                .collect();
+            let fast = encode_one_bit(&o, r);
+            let general = encode_rotated(&o, r, 1);
+            prop_assert_eq!(&fast.code, &general.code);
+            prop_assert_eq!(fast.factors.map(f32::to_bits), general.factors.map(f32::to_bits));
+        }
+    }
 }
