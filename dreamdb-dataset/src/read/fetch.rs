@@ -1053,7 +1053,13 @@ impl FieldReader {
                 }
                 fetched.push((i, bytes));
             }
-            let by_run: HashMap<usize, Bytes> = fetched.into_iter().collect();
+            // Run index → its bytes (a dense table: one lookup per row).
+            let mut by_run: Vec<Option<Bytes>> = vec![None; raw.runs.len()];
+            for (i, bytes) in fetched {
+                if let Some(slot) = by_run.get_mut(i) {
+                    *slot = Some(bytes);
+                }
+            }
             for &p in positions {
                 let p = p as u64;
                 let i = run_of(p)
@@ -1061,7 +1067,8 @@ impl FieldReader {
                 let (first, ..) = raw.runs[i];
                 let at = ((p - first) * row) as usize;
                 let bytes = by_run
-                    .get(&i)
+                    .get(i)
+                    .and_then(Option::as_ref)
                     .and_then(|b| b.get(at..at + row as usize))
                     .ok_or_else(|| integrity("vector storage: short row"))?;
                 le_f32s(bytes, &mut values);

@@ -316,6 +316,18 @@ async fn load_unit(
                         anchors.push(*a);
                     }
                 }
+                // A spatial bucket keeps its records by cell: read them in
+                // anchor order instead, so a unit of one run is already
+                // its batch (no anchor → row merge, no second copy).
+                if !anchors.is_sorted() {
+                    let mut pairs: Vec<(u64, usize)> = anchors
+                        .iter()
+                        .copied()
+                        .zip(positions.iter().copied())
+                        .collect();
+                    pairs.sort_unstable();
+                    (anchors, positions) = pairs.into_iter().unzip();
+                }
                 let column = match &reader {
                     Some(r) if ctx.with_values => Some(r.values(&run, &table, &positions).await?),
                     _ => None,
