@@ -67,6 +67,7 @@ pub async fn ingest(
         seed: 7,
         ..AppendOptions::default()
     };
+    settle_disk();
     let t = Instant::now();
     let ds = Dataset::create(url, NAME, schema_of(set)?, CreateOptions::default()).await?;
     let appended = ds.append_many_with(batch, options).await?;
@@ -88,6 +89,16 @@ pub async fn ingest(
         set.base.rows as f64 / seconds
     );
     Ok((ds, appended.anchors, row))
+}
+
+/// Writes back every dirty page before a timed ingest (the peer driver
+/// does the same with `os.sync()`): an ingest `fsync`s what it writes,
+/// and on ext4 that can wait for whatever earlier stages left dirty, so
+/// without this the figure depended on what ran before it.
+pub fn settle_disk() {
+    // `sync` is in every base system; if it is missing the timing is only
+    // noisier, so its failure is not an error.
+    let _ = std::process::Command::new("sync").status();
 }
 
 /// Bytes of the files under `dir` (0 when unreadable).
