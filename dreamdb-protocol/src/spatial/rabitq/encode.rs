@@ -123,14 +123,22 @@ fn encode_rotated(o: &[f32], r: f32, bits: u32) -> Encoded {
         }
     }
     let o_norm = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let factors = if o_norm == 0.0 || ip == 0.0 || r == 0.0 {
+    Encoded {
+        code,
+        factors: factors_of(r, ip, nn, o_norm),
+    }
+}
+
+/// `[r, ρ, s]` from the residual norm `r`, `⟨y, |o'|⟩`, `‖y‖²` and
+/// `‖o'‖` (`[r, 1, 0]` when any of them makes the ratios undefined).
+fn factors_of(r: f32, ip: f64, nn: f64, o_norm: f64) -> [f32; FACTORS] {
+    if o_norm == 0.0 || ip == 0.0 || r == 0.0 {
         [r, 1.0, 0.0]
     } else {
         let rho = ip / (nn.sqrt() * o_norm);
         let s = f64::from(r) * o_norm / ip;
         [r, rho as f32, s as f32]
-    };
-    Encoded { code, factors }
+    }
 }
 
 /// [`encode_prepared`] for `B = 1`, where every magnitude is 0 and every
@@ -153,14 +161,10 @@ fn encode_one_bit(o: &[f32], r: f32) -> Encoded {
         }
     }
     let o_norm = sq.sqrt();
-    let factors = if o_norm == 0.0 || ip == 0.0 || r == 0.0 {
-        [r, 1.0, 0.0]
-    } else {
-        let rho = ip / (nn.sqrt() * o_norm);
-        let s = f64::from(r) * o_norm / ip;
-        [r, rho as f32, s as f32]
-    };
-    Encoded { code, factors }
+    Encoded {
+        code,
+        factors: factors_of(r, ip, nn, o_norm),
+    }
 }
 
 /// The code's half-integer values `y_i` (padded length).
