@@ -199,6 +199,12 @@ fn fast_argmin_equals_reference_on_near_ties() {
         let fast = set.argmin_range(&qp, norm_f64(&qp), 0, set.len());
         let reference = set.argmin_range_ref(&qp, 0, set.len());
         assert_eq!(fast, reference, "trial {trial} ({metric:?}, dim {dim})");
+        // The tiled block path (k-means, assignment) decides the same.
+        let block = set.argmin_range_block([&qp[..]; 4], [norm_f64(&qp); 4], 0, set.len());
+        assert_eq!(
+            block, [reference; 4],
+            "trial {trial} block ({metric:?}, dim {dim})"
+        );
         checked += 1;
         // Would an unproved fast path (lane sums, plain argmin) disagree?
         let naive = (0..set.len())

@@ -35,10 +35,17 @@ proptest! {
         }
         let set = CentroidSet::new(metric, dim, cents);
         let qp = prepare(metric, &q, 0).unwrap();
-        prop_assert_eq!(
-            set.argmin_range(&qp, norm_f64(&qp), 0, k),
-            set.argmin_range_ref(&qp, 0, k)
-        );
+        let reference = set.argmin_range_ref(&qp, 0, k);
+        prop_assert_eq!(set.argmin_range(&qp, norm_f64(&qp), 0, k), reference);
+        // The block path, with the query beside three others.
+        let others: Vec<Vec<f32>> = (1..4)
+            .map(|j| prepare(metric, &seed[j..j + dim], j).unwrap_or_else(|_| qp.clone()))
+            .collect();
+        let qs = [&qp[..], &others[0][..], &others[1][..], &others[2][..]];
+        let block = set.argmin_range_block(qs, qs.map(norm_f64), 0, k);
+        for (q, found) in qs.iter().zip(block) {
+            prop_assert_eq!(found, set.argmin_range_ref(q, 0, k));
+        }
     }
 
     #[test]
